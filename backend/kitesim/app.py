@@ -1,0 +1,25 @@
+"""Builds the kitesim FastAPI app: state on ``app.state.sim``, Kite-style error envelopes, the routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from kitesim import auth, login, sim
+from kitesim.config import KitesimSettings
+from kitesim.envelope import install_error_handlers
+from kitesim.state import SimState
+
+
+def create_app(settings: KitesimSettings | None = None) -> FastAPI:
+    settings = settings or KitesimSettings()
+    app = FastAPI(
+        title="kitesim",
+        summary="A Kite Connect v3 simulator: demo accounts, sign-in, sessions and a simulated clock.",
+        version="0.1.0",
+    )
+    app.state.sim = SimState.from_settings(settings)
+    install_error_handlers(app)
+    app.include_router(login.router)
+    app.include_router(auth.router)
+    app.include_router(sim.router)
+    return app

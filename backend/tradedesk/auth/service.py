@@ -1,0 +1,201 @@
+"""The three sign-in flows end here: one account row, one credentials row, one brand-new session."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradedesk.auth.repository import AccountRepository, BrokerCredentialsRepository
+from tradedesk.auth.schemas import AuthStatus, BrokerStatus, SessionInfo
+from tradedesk.brokers.kite.schemas import KiteProfile
+from tradedesk.errors import AppError, BrokerTokenInvalid
+from tradedesk.kit.clock import next_kite_token_expiry
+from tradedesk.kit.crypto import CredentialsDecryptError
+from tradedesk.sessions.record import SessionRecord, key_hash
+from tradedesk.sessions.service import BrokerCredentialsPlain, NewSession, SignedInUser
+from tradedesk.state import AppState
+
+log = logging.getLogger("tradedesk.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSignIn:
+    api_key: str
+    api_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceContext:
+    device_id: str
+    device_label: str
+    ip: str | None
+
+
+def _pending_aad(state: str) -> str:
+    return "signin:" + key_hash(state)
+
+
+async def start_redirect_sign_in(app: AppState, *, api_key: str, api_secret: str) -> tuple[str, str]:
+    """Keep the pending sign-in server-side under a fresh ``state``; return (login_url, state)."""
+    state = secrets.token_urlsafe(32)
+    now = app.clock.now()
+    ttl_s = app.settings.pending_signin_ttl_s
+    payload = {
+        "api_key": api_key,
+        "api_secret_enc": app.cipher.encrypt(api_secret.encode("utf-8"), broker_id=_pending_aad(state)),
+        "expires_at": (now + timedelta(seconds=ttl_s)).isoformat(),
+    }
+    await app.sessions.store.put_pending(
+        key_hash(state), json.dumps(payload).encode("utf-8"), ttl_s=ttl_s, now=now
+    )
+    query = urlencode({"v": "3", "api_key": api_key, "redirect_params": urlencode({"state": state})})
+    return f"{app.settings.kite_login_url}?{query}", state
+
+
+async def take_redirect_sign_in(app: AppState, *, state: str) -> PendingSignIn | None:
+    """The pending sign-in for ``state``, consumed; None when unknown, used or expired."""
+    now = app.clock.now()
+    raw = await app.sessions.store.take_pending(key_hash(state), now=now)
+    if raw is None:
+        return None
+    try:
+        payload = json.loads(raw)
+        if datetime.fromisoformat(payload["expires_at"]) <= now:
+            return None
+        secret = app.cipher.decrypt(payload["api_secret_enc"], broker_id=_pending_aad(state))
+        return PendingSignIn(api_key=str(payload["api_key"]), api_secret=secret.decode("utf-8"))
+    except (ValueError, KeyError, TypeError, CredentialsDecryptError):
+        log.warning("a pending sign-in could not be read and was dropped")
+        return None
+
+
+async def exchange_request_token(
+    app: AppState, *, api_key: str, api_secret: str, request_token: str
+) -> SignedInUser:
+    kite_session = await app.kite.generate_session(
+        api_key=api_key, request_token=request_token, api_secret=api_secret
+    )
+    return SignedInUser(
+        broker_id=kite_session.user_id,
+        user_name=kite_session.user_name,
+        email=kite_session.email,
+        credentials=BrokerCredentialsPlain(api_key=api_key, access_token=kite_session.access_token),
+        broker_token_expires_at=next_kite_token_expiry(app.clock.now()),
+    )
+
+
+async def adopt_access_token(app: AppState, *, api_key: str, access_token: str) -> SignedInUser:
+    try:
+        profile: KiteProfile = await app.kite.profile(api_key=api_key, access_token=access_token)
+    except BrokerTokenInvalid as exc:
+        raise BrokerTokenInvalid(f"That access token was not accepted: {exc.detail}") from exc
+    return SignedInUser(
+        broker_id=profile.user_id,
+        user_name=profile.user_name,
+        email=profile.email,
+        credentials=BrokerCredentialsPlain(api_key=api_key, access_token=access_token),
+        broker_token_expires_at=next_kite_token_expiry(app.clock.now()),
+    )
+
+
+async def complete_sign_in(
+    app: AppState,
+    db: AsyncSession,
+    *,
+    user: SignedInUser,
+    device: DeviceContext,
+    previous: SessionRecord | None,
+) -> NewSession:
+    now = app.clock.now()
+    await AccountRepository(db, user.broker_id).record_sign_in(
+        user_name=user.user_name, email=user.email, now=now
+    )
+    await BrokerCredentialsRepository(db, user.broker_id).replace(
+        credentials_enc=app.sessions.encrypt_credentials(user.credentials, broker_id=user.broker_id),
+        token_expires_at=user.broker_token_expires_at,
+        now=now,
+    )
+    await db.flush()
+    if previous is not None:
+        # The browser's old id dies with the sign-in, whoever it belonged to.
+        await app.sessions.end(previous)
+    new = await app.sessions.issue(
+        user, device_id=device.device_id, device_label=device.device_label, ip=device.ip
+    )
+    log.info("signed in broker_id=%s device=%s", user.broker_id, device.device_label)
+    return new
+
+
+def session_expires_at(app: AppState, record: SessionRecord) -> datetime:
+    idle_end = record.last_seen_at + timedelta(seconds=app.settings.session_idle_timeout_s)
+    return min(idle_end, record.absolute_expires_at)
+
+
+def status_of(app: AppState, record: SessionRecord | None) -> AuthStatus:
+    if record is None:
+        return AuthStatus(authenticated=False)
+    broker_state = "connected" if app.clock.now() < record.broker_token_expires_at else "expired"
+    return AuthStatus(
+        authenticated=True,
+        broker_id=record.broker_id,
+        user_name=record.user_name,
+        email=record.email,
+        device_id=record.device_id,
+        session_expires_at=session_expires_at(app, record),
+        csrf_token=record.csrf_token,
+        broker=BrokerStatus(state=broker_state, token_expires_at=record.broker_token_expires_at),
+    )
+
+
+def session_info(app: AppState, record: SessionRecord, *, current: SessionRecord) -> SessionInfo:
+    return SessionInfo(
+        handle=record.handle,
+        device_id=record.device_id,
+        device_label=record.device_label,
+        ip=record.ip,
+        created_at=record.created_at,
+        last_seen_at=record.last_seen_at,
+        expires_at=session_expires_at(app, record),
+        current=record.key_hash == current.key_hash,
+    )
+
+
+async def disconnect(app: AppState, db: AsyncSession, *, record: SessionRecord) -> None:
+    """Invalidate every access token the user's sessions and stored credentials hold, wipe the stored
+    credentials, end every session of the user."""
+    credentials_repo = BrokerCredentialsRepository(db, record.broker_id)
+    ciphertexts = {r.credentials_enc for r in await app.sessions.list_for_user(record.broker_id)}
+    ciphertexts.add(record.credentials_enc)
+    stored = await credentials_repo.get()
+    if stored is not None:
+        ciphertexts.add(stored.credentials_enc)
+    tokens: dict[str, BrokerCredentialsPlain] = {}
+    for ciphertext in ciphertexts:
+        try:
+            plain = json.loads(app.cipher.decrypt(ciphertext, broker_id=record.broker_id))
+            credentials = BrokerCredentialsPlain(
+                api_key=str(plain["api_key"]), access_token=str(plain["access_token"])
+            )
+        except (CredentialsDecryptError, ValueError, KeyError):
+            continue
+        tokens[credentials.access_token] = credentials
+    for credentials in tokens.values():
+        try:
+            await app.kite.invalidate_token(
+                api_key=credentials.api_key, access_token=credentials.access_token
+            )
+        except BrokerTokenInvalid:
+            pass  # already dead at the broker: nothing left to invalidate
+        except AppError as exc:
+            # The user asked to be cut off; local wiping must not depend on the broker answering.
+            log.warning("broker logout failed for broker_id=%s: %s", record.broker_id, type(exc).__name__)
+    await credentials_repo.wipe()
+    await db.flush()
+    await app.sessions.end_all_for_user(record.broker_id)
+    log.info("disconnected broker_id=%s (%d broker tokens invalidated)", record.broker_id, len(tokens))

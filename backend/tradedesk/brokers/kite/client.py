@@ -1,0 +1,119 @@
+"""Kite Connect v3 over httpx: form-encoded requests, ``token api_key:access_token`` auth, error envelopes
+mapped to our errors. Secrets travel only in request bodies and headers, never into messages."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from tradedesk.brokers.kite.schemas import KiteProfile, KiteSession
+from tradedesk.errors import (
+    AppError,
+    BrokerInputRejected,
+    BrokerTimeout,
+    BrokerTokenInvalid,
+    BrokerUnavailable,
+    Forbidden,
+    SignInRejected,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def session_checksum(api_key: str, request_token: str, api_secret: str) -> str:
+    return hashlib.sha256(f"{api_key}{request_token}{api_secret}".encode()).hexdigest()
+
+
+class KiteClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout_s: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+            headers={"X-Kite-Version": "3", "User-Agent": "tradedesk/0.1"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def generate_session(self, *, api_key: str, request_token: str, api_secret: str) -> KiteSession:
+        form = {
+            "api_key": api_key,
+            "request_token": request_token,
+            "checksum": session_checksum(api_key, request_token, api_secret),
+        }
+        data = await self._call("POST", "/session/token", data=form, signing_in=True)
+        return _parse(KiteSession, data, "POST /session/token")
+
+    async def profile(self, *, api_key: str, access_token: str) -> KiteProfile:
+        data = await self._call("GET", "/user/profile", auth=(api_key, access_token))
+        return _parse(KiteProfile, data, "GET /user/profile")
+
+    async def invalidate_token(self, *, api_key: str, access_token: str) -> None:
+        await self._call(
+            "DELETE",
+            "/session/token",
+            params={"api_key": api_key, "access_token": access_token},
+        )
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        signing_in: bool = False,
+    ) -> object:
+        """The ``data`` member of a successful answer; every failure raised as an AppError."""
+        headers = {"Authorization": f"token {auth[0]}:{auth[1]}"} if auth else None
+        try:
+            response = await self._http.request(method, path, data=data, params=params, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise BrokerTimeout(f"The broker did not answer {method} {path} in time.") from exc
+        except httpx.HTTPError as exc:
+            raise BrokerUnavailable(f"The broker could not be reached for {method} {path}.") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise BrokerUnavailable(
+                f"The broker answered {method} {path} with HTTP {response.status_code} and no readable JSON."
+            )
+        if response.status_code >= 400 or body.get("status") == "error":
+            raise _map_error(response.status_code, body, signing_in=signing_in)
+        return body.get("data")
+
+
+def _parse(model: type[M], data: object, what: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BrokerUnavailable(f"The broker's answer to {what} could not be read.") from exc
+
+
+def _map_error(status: int, body: dict[str, Any], *, signing_in: bool) -> AppError:
+    error_type = str(body.get("error_type") or "GeneralException")
+    message = str(body.get("message") or "no message").strip()
+    if error_type == "TokenException":
+        if signing_in:
+            return SignInRejected(f"The broker rejected the sign-in: {message}")
+        return BrokerTokenInvalid(f"The broker rejected the access token: {message}")
+    if error_type == "InputException":
+        return BrokerInputRejected(f"The broker rejected the request: {message}")
+    if error_type == "PermissionException":
+        return Forbidden(f"The broker refused permission: {message}")
+    if status == 504:
+        return BrokerTimeout(f"The broker timed out: {message}")
+    return BrokerUnavailable(f"The broker failed ({error_type}, HTTP {status}): {message}")

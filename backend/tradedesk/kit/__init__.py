@@ -1,0 +1,1 @@
+"""Small shared pieces: clock and IST calendar, cookie signing, credential encryption."""

@@ -1,0 +1,40 @@
+"""Repository bases. A broker-scoped repository starts every statement from its tenant filter and
+takes no broker_id in any public method."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+
+class BrokerOwned(Protocol):
+    broker_id: InstrumentedAttribute[str]
+
+
+M = TypeVar("M")
+
+
+class BrokerScopedRepository(Generic[M]):
+    model: ClassVar[type[Any]]
+
+    def __init__(self, db: AsyncSession, broker_id: str) -> None:
+        if not broker_id:
+            raise ValueError("a broker-scoped repository needs a broker_id")
+        self.db = db
+        self.broker_id = broker_id
+
+    def base_select(self) -> Select[M]:
+        return select(self.model).where(self.model.broker_id == self.broker_id)
+
+    async def upsert(self, values: dict[str, Any], *, key: tuple[str, ...] = ("broker_id",)) -> None:
+        """Insert this tenant's row or replace its fields, in one statement on either dialect."""
+        values = {**values, "broker_id": self.broker_id}
+        dialect = self.db.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(self.model).values(**values)
+        updates = {name: statement.excluded[name] for name in values if name not in key}
+        await self.db.execute(statement.on_conflict_do_update(index_elements=list(key), set_=updates))

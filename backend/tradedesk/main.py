@@ -1,0 +1,115 @@
+"""create_app(): settings, typed state, middleware in order, routers, one error handler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from tradedesk.auth.router import router as auth_router
+from tradedesk.brokers.kite.client import KiteClient
+from tradedesk.config import Environment, Settings
+from tradedesk.db import create_engine, create_sessionmaker
+from tradedesk.errors import install_error_handlers
+from tradedesk.kit.clock import Clock, SystemClock
+from tradedesk.kit.crypto import CredentialCipher
+from tradedesk.kit.signing import CookieSigner
+from tradedesk.middleware import RequestGuardMiddleware, ResponseHardeningMiddleware
+from tradedesk.ops.router import router as ops_router
+from tradedesk.redis import create_redis
+from tradedesk.sessions.redis_store import RedisSessionStore
+from tradedesk.sessions.service import SessionService
+from tradedesk.sessions.sql_store import SqlSessionStore
+from tradedesk.sessions.store import SessionStore
+from tradedesk.state import AppState
+
+# httpx logs full request URLs at INFO; Kite's logout URL carries the access token.
+for _noisy in ("httpx", "httpcore"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
+
+def build_state(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    kite_transport: httpx.AsyncBaseTransport | None = None,
+) -> AppState:
+    clock = clock or SystemClock()
+    engine = create_engine(settings.database_url)
+    sessionmaker = create_sessionmaker(engine)
+    cipher = CredentialCipher(settings.effective_encryption_keys)
+    redis = (
+        create_redis(settings.redis_url, timeout_s=settings.redis_timeout_s) if settings.redis_url else None
+    )
+    store: SessionStore = (
+        RedisSessionStore(redis, prefix=settings.redis_key_prefix) if redis else SqlSessionStore(sessionmaker)
+    )
+    keys = settings.effective_secret_keys
+    return AppState(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        redis=redis,
+        sessions=SessionService(store=store, settings=settings, clock=clock, cipher=cipher),
+        kite=KiteClient(
+            base_url=settings.kite_api_url, timeout_s=settings.kite_timeout_s, transport=kite_transport
+        ),
+        cipher=cipher,
+        device_signer=CookieSigner(keys, salt="tradedesk.device"),
+        signin_signer=CookieSigner(keys, salt="tradedesk.signin"),
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    kite_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    state = build_state(settings, clock=clock, kite_transport=kite_transport)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await state.kite.aclose()
+            await state.sessions.store.close()
+            await state.engine.dispose()
+
+    production = settings.env is Environment.PRODUCTION
+    app = FastAPI(
+        title="tradedesk",
+        version="0.1.0",
+        summary="Multi-user dashboard and strategy agents for Zerodha Kite Connect traders.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        separate_input_output_schemas=False,
+    )
+    app.state.td = state
+    install_error_handlers(app)
+    app.include_router(ops_router)
+    app.include_router(auth_router)
+
+    # Added innermost first: CORS ends up outermost so every answer, errors included, carries its headers.
+    app.add_middleware(
+        RequestGuardMiddleware, allowed_origins=settings.cors_origins, public_origin=settings.api_public_url
+    )
+    app.add_middleware(ResponseHardeningMiddleware, hsts=production or settings.cookie_secure)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Content-Type", "X-CSRF-Token"],
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )
+    return app

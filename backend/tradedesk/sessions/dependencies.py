@@ -1,0 +1,71 @@
+"""Request dependencies: cookie -> signature -> store -> SessionRecord, with the CSRF check for
+unsafe methods. Handlers receive records, never raw cookies."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyCookie
+
+from tradedesk.errors import CsrfFailed, NotAuthenticated
+from tradedesk.middleware import UNSAFE_METHODS
+from tradedesk.sessions.record import SessionRecord
+from tradedesk.state import AppState
+
+
+class SessionCookie(APIKeyCookie):
+    """The session dependency and its OpenAPI security scheme in one object: cookie -> signature ->
+    store -> record. The real cookie name comes from settings (``__Host-`` prefixed when Secure)."""
+
+    async def __call__(self, request: Request) -> SessionRecord | None:  # type: ignore[override]
+        state: AppState = request.app.state.td
+        cookie = request.cookies.get(state.settings.session_cookie_name)
+        record = await state.sessions.resolve(cookie, ip=client_ip(request))
+        request.state.session = record
+        return record
+
+
+get_optional_session = SessionCookie(
+    name="tradedesk",
+    scheme_name="SessionCookie",
+    description="Signed session cookie `tradedesk` (`__Host-tradedesk` when cookies are Secure). "
+    "Unsafe methods also need the session's CSRF token in `X-CSRF-Token`.",
+    auto_error=False,
+)
+
+
+async def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.td
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+OptionalSession = Annotated[SessionRecord | None, Depends(get_optional_session)]
+
+
+async def get_current_session(request: Request, record: OptionalSession) -> SessionRecord:
+    if record is None:
+        raise NotAuthenticated()
+    if request.method in UNSAFE_METHODS:
+        sent = request.headers.get("x-csrf-token", "")
+        if not sent or not hmac.compare_digest(sent.encode("utf-8"), record.csrf_token.encode("utf-8")):
+            raise CsrfFailed()
+    return record
+
+
+CurrentSession = Annotated[SessionRecord, Depends(get_current_session)]
+
+
+async def get_broker_id(record: CurrentSession) -> str:
+    return record.broker_id
+
+
+BrokerId = Annotated[str, Depends(get_broker_id)]

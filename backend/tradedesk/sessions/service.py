@@ -1,0 +1,145 @@
+"""Session lifecycle: issue on sign-in, resolve a cookie (expiry rules), list and revoke."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tradedesk.config import Settings
+from tradedesk.kit.clock import Clock
+from tradedesk.kit.crypto import CredentialCipher
+from tradedesk.kit.signing import CookieSigner
+from tradedesk.sessions.record import SessionRecord, key_hash
+from tradedesk.sessions.store import SessionStore
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerCredentialsPlain:
+    api_key: str
+    access_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    cookie_value: str
+    record: SessionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SignedInUser:
+    broker_id: str
+    user_name: str
+    email: str | None
+    credentials: BrokerCredentialsPlain
+    broker_token_expires_at: datetime
+
+
+class SessionService:
+    def __init__(
+        self,
+        *,
+        store: SessionStore,
+        settings: Settings,
+        clock: Clock,
+        cipher: CredentialCipher,
+    ) -> None:
+        self.store = store
+        self._settings = settings
+        self._clock = clock
+        self._cipher = cipher
+        self._signer = CookieSigner(settings.effective_secret_keys, salt="tradedesk.session")
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def encrypt_credentials(self, credentials: BrokerCredentialsPlain, *, broker_id: str) -> str:
+        plain = json.dumps({"api_key": credentials.api_key, "access_token": credentials.access_token})
+        return self._cipher.encrypt(plain.encode("utf-8"), broker_id=broker_id)
+
+    def credentials_of(self, record: SessionRecord) -> BrokerCredentialsPlain:
+        data = json.loads(self._cipher.decrypt(record.credentials_enc, broker_id=record.broker_id))
+        return BrokerCredentialsPlain(api_key=str(data["api_key"]), access_token=str(data["access_token"]))
+
+    def _storage_expiry(self, record: SessionRecord) -> datetime:
+        idle_end = record.last_seen_at + timedelta(seconds=self._settings.session_idle_timeout_s)
+        return min(idle_end, record.absolute_expires_at)
+
+    async def issue(
+        self,
+        user: SignedInUser,
+        *,
+        device_id: str,
+        device_label: str,
+        ip: str | None,
+    ) -> NewSession:
+        """A brand-new session id and CSRF token, whatever the browser sent (no fixation)."""
+        now = self.now()
+        session_id = secrets.token_urlsafe(32)
+        record = SessionRecord(
+            key_hash=key_hash(session_id),
+            handle=secrets.token_urlsafe(12),
+            broker_id=user.broker_id,
+            user_name=user.user_name,
+            email=user.email,
+            device_id=device_id,
+            device_label=device_label,
+            ip=ip,
+            created_at=now,
+            last_seen_at=now,
+            auth_time=now,
+            absolute_expires_at=now + timedelta(seconds=self._settings.session_absolute_timeout_s),
+            csrf_token=secrets.token_urlsafe(32),
+            credentials_enc=self.encrypt_credentials(user.credentials, broker_id=user.broker_id),
+            broker_token_expires_at=user.broker_token_expires_at,
+        )
+        await self.store.create(record, expires_at=self._storage_expiry(record), now=now)
+        return NewSession(cookie_value=self._signer.sign(session_id), record=record)
+
+    def key_hash_of_cookie(self, cookie_value: str | None) -> str | None:
+        """The store key for a cookie, or None for a bad signature (checked without touching the store)."""
+        if not cookie_value:
+            return None
+        session_id = self._signer.unsign(cookie_value, max_age_s=self._settings.session_absolute_timeout_s)
+        if session_id is None or len(session_id) != 43:
+            return None
+        return key_hash(session_id)
+
+    async def resolve(self, cookie_value: str | None, *, ip: str | None = None) -> SessionRecord | None:
+        """The live session behind a cookie, or None. One store round trip in the common case."""
+        hashed = self.key_hash_of_cookie(cookie_value)
+        if hashed is None:
+            return None
+        record = await self.store.load(hashed, idle_timeout_s=self._settings.session_idle_timeout_s)
+        if record is None or record.key_hash != hashed:
+            return None
+        now = self.now()
+        idle_end = record.last_seen_at + timedelta(seconds=self._settings.session_idle_timeout_s)
+        if now >= record.absolute_expires_at or now >= idle_end:
+            await self.store.delete(record)
+            return None
+        if (now - record.last_seen_at).total_seconds() >= self._settings.session_touch_interval_s:
+            record.last_seen_at = now
+            if ip:
+                record.ip = ip
+            if not await self.store.save(record, expires_at=self._storage_expiry(record)):
+                return None  # revoked between the read and the write
+        return record
+
+    async def end(self, record: SessionRecord) -> None:
+        await self.store.delete(record)
+
+    async def list_for_user(self, broker_id: str) -> list[SessionRecord]:
+        now = self.now()
+        records = await self.store.list_for_user(broker_id, now=now)
+        idle = timedelta(seconds=self._settings.session_idle_timeout_s)
+        live = [r for r in records if now < r.absolute_expires_at and now < r.last_seen_at + idle]
+        for stale in (r for r in records if r not in live):
+            await self.store.delete(stale)
+        return sorted(live, key=lambda r: r.created_at)
+
+    async def end_all_for_user(self, broker_id: str, *, keep: SessionRecord | None = None) -> int:
+        return await self.store.delete_for_user(
+            broker_id, now=self.now(), keep_key_hash=keep.key_hash if keep else None
+        )

@@ -1,0 +1,41 @@
+"""The storage contract both backends honour; the expiry rules live above it, in the service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from tradedesk.sessions.record import SessionRecord
+
+
+class SessionStore(Protocol):
+    async def create(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> None:
+        """Store a new record and add it to its user's index."""
+
+    async def load(self, key_hash: str, *, idle_timeout_s: int) -> SessionRecord | None:
+        """One round trip: the record (sliding its storage TTL), or None. Never writes an unknown key."""
+
+    async def save(self, record: SessionRecord, *, expires_at: datetime) -> bool:
+        """Overwrite an existing record only; False when it is gone (revoked meanwhile)."""
+
+    async def delete(self, record: SessionRecord) -> None:
+        """Remove the record and its index entry."""
+
+    async def list_for_user(self, broker_id: str, *, now: datetime) -> list[SessionRecord]:
+        """Every stored session of this user, purging index entries whose record is gone."""
+
+    async def delete_for_user(
+        self, broker_id: str, *, now: datetime, keep_key_hash: str | None = None
+    ) -> int:
+        """End every session of this user but ``keep_key_hash``; returns how many ended."""
+
+    async def put_pending(self, key_hash: str, payload: bytes, *, ttl_s: int, now: datetime) -> None:
+        """Keep a pending redirect sign-in for ``ttl_s``."""
+
+    async def take_pending(self, key_hash: str, *, now: datetime) -> bytes | None:
+        """Return and delete a pending sign-in atomically (single use); None when unknown or expired."""
+
+    async def ping(self) -> None:
+        """Raise ServiceUnavailable when the backend cannot answer."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,29 @@
+"""The typed application state the lifespan owns; dependencies read it from ``app.state.td``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tradedesk.brokers.kite.client import KiteClient
+from tradedesk.config import Settings
+from tradedesk.kit.clock import Clock
+from tradedesk.kit.crypto import CredentialCipher
+from tradedesk.kit.signing import CookieSigner
+from tradedesk.sessions.service import SessionService
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis | None
+    sessions: SessionService
+    kite: KiteClient
+    cipher: CredentialCipher
+    device_signer: CookieSigner
+    signin_signer: CookieSigner

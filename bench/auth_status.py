@@ -1,0 +1,208 @@
+"""Authenticated GET /api/auth/status against GET /healthz on the same API process, plus Redis
+commands per authenticated request (INFO commandstats on a private Redis).
+
+Run: make bench   (or .venv/bin/python bench/auth_status.py --duration 10 --connections 32)
+Needs wrk (Debian package `wrk`; installed on demand when apt-get is available)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.procs import Proc, free_port, python_module  # noqa: E402
+
+SPA = "http://127.0.0.1:5173"
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, stdout=subprocess.DEVNULL)
+    return shutil.which("wrk") or "wrk"
+
+
+def run_wrk(
+    wrk: str, url: str, *, duration_s: int, connections: int, headers: dict[str, str]
+) -> dict[str, float]:
+    args = [wrk, "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+
+    def latency_ms(pct: str) -> float:
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not match:
+            raise RuntimeError(f"no {pct}% latency in wrk output:\n{out}")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests": requests,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": latency_ms("50"),
+        "p99_ms": latency_ms("99"),
+        "errors": int(non_2xx.group(1)) if non_2xx else 0,
+    }
+
+
+def commands_total(client: redis.Redis) -> int:
+    stats = client.info("commandstats")
+    return sum(
+        int(v["calls"]) for k, v in stats.items() if not k.startswith(("cmdstat_config", "cmdstat_info"))
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+
+    workdir = Path(tempfile.mkdtemp(prefix="tradedesk-bench-"))
+    redis_port, kite_port, api_port = free_port(), free_port(), free_port()
+    redis_proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{api_port}"
+    kite = f"http://127.0.0.1:{kite_port}"
+    env = {
+        "TRADEDESK_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        "TRADEDESK_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "TRADEDESK_CORS_ORIGINS": SPA,
+        "TRADEDESK_KITE_API_URL": kite,
+        "TRADEDESK_KITE_LOGIN_URL": f"{kite}/connect/login",
+        "KITESIM_REDIRECT_URL": f"{api}/api/auth/callback",
+    }
+    procs: list[Proc] = []
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+        procs.append(
+            Proc(
+                python_module("kitesim", "--port", str(kite_port)),
+                env=env,
+                health_url=f"{kite}/sim/clock",
+                name="bench-kitesim",
+            ).start()
+        )
+        procs.append(
+            Proc(
+                python_module(
+                    "tradedesk", "--port", str(api_port), "--log-level", "warning", "--no-access-log"
+                ),
+                env=env,
+                health_url=f"{api}/healthz",
+                name="bench-api",
+            ).start()
+        )
+        with httpx.Client(headers={"Origin": SPA}) as browser:
+            login = browser.post(
+                f"{kite}/connect/login",
+                data={"user_id": "DEMO01", "password": "demo", "api_key": "tradedesk-demo"},
+            )
+            token = parse_qs(urlsplit(login.headers["location"]).query)["request_token"][0]
+            signed_in = browser.post(
+                f"{api}/api/auth/authenticate",
+                json={
+                    "api_key": "tradedesk-demo",
+                    "api_secret": "tradedesk-demo-secret",
+                    "request_token": token,
+                },
+            )
+            signed_in.raise_for_status()
+            cookie = browser.cookies.get("tradedesk")
+            check = browser.get(f"{api}/api/auth/status").json()
+            assert check["authenticated"] is True, check
+
+        cookie_header = {"Cookie": f"tradedesk={cookie}"}
+        run_wrk(wrk, f"{api}/healthz", duration_s=2, connections=args.connections, headers={})  # warm-up
+        run_wrk(
+            wrk, f"{api}/api/auth/status", duration_s=2, connections=args.connections, headers=cookie_header
+        )
+        health = run_wrk(
+            wrk, f"{api}/healthz", duration_s=args.duration, connections=args.connections, headers={}
+        )
+        stats = redis.Redis(port=redis_port)
+        stats.config_resetstat()
+        before = commands_total(stats)
+        status = run_wrk(
+            wrk,
+            f"{api}/api/auth/status",
+            duration_s=args.duration,
+            connections=args.connections,
+            headers=cookie_header,
+        )
+        per_command = {
+            k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.info("commandstats").items()
+        }
+        commands = commands_total(stats) - before
+        stats.close()
+        figures = {
+            "machine": f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().machine}",
+            "connections": args.connections,
+            "duration_s": args.duration,
+            "healthz": health,
+            "auth_status": status,
+            "throughput_ratio": round(status["rps"] / health["rps"], 3),
+            "redis_commands_per_request": round(commands / max(status["requests"], 1), 4),
+            "redis_commands": per_command,
+        }
+        print(json.dumps(figures, indent=2))
+        for label, row in (("healthz", health), ("auth/status", status)):
+            print(
+                f"{label:<16} {row['rps']:>9.0f} req/s p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms"
+            )
+        print(
+            f"ratio            {figures['throughput_ratio']:.2f} (target >= 0.5)\n"
+            f"redis cmds/req   {figures['redis_commands_per_request']:.4f} (target: 1 round trip)"
+        )
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2))
+        ok = figures["throughput_ratio"] >= 0.5 and figures["redis_commands_per_request"] <= 1.01
+        ok = ok and status["errors"] == 0 and health["errors"] == 0
+        return 0 if ok else 1
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        redis_proc.terminate()
+        redis_proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Real processes on free loopback ports, for multi-process and failure tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Proc:
+    def __init__(self, args: list[str], *, env: dict[str, str], health_url: str | None, name: str) -> None:
+        self.args = args
+        self.env = env
+        self.health_url = health_url
+        self.name = name
+        self.log_path = Path(f"/tmp/{name}-{os.getpid()}.log")
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 20) -> Proc:
+        with self.log_path.open("ab") as log:
+            self.popen = subprocess.Popen(
+                self.args, env={**os.environ, **self.env}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        if self.health_url:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                if self.popen.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited early:\n{self.output()}")
+                try:
+                    if httpx.get(self.health_url, timeout=1).status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            self.stop()
+            raise RuntimeError(f"{self.name} did not become healthy:\n{self.output()}")
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.popen and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.popen = None
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]

@@ -1,0 +1,75 @@
+"""Redis goes away: authenticated requests fail closed with 503 + Retry-After within about a second."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from tests.conftest import SPA_ORIGIN, SignIn, make_settings
+from tests.procs import free_port
+from tradedesk.kit.clock import ManualClock
+from tradedesk.main import create_app
+
+
+@pytest.fixture
+def private_redis() -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(50):
+        try:
+            if (
+                subprocess.run(
+                    ["redis-cli", "-p", str(port), "ping"], capture_output=True, timeout=2
+                ).stdout.strip()
+                == b"PONG"
+            ):
+                break
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(0.1)
+    yield url, proc  # type: ignore[misc]
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+async def test_redis_outage_fails_closed(
+    private_redis: tuple[str, subprocess.Popen[bytes]],
+    clean_database: str,
+    clock: ManualClock,
+    kitesim: object,
+    sign_in: SignIn,
+) -> None:
+    url, proc = private_redis
+    settings = make_settings(clean_database, redis_prefix="down:", redis_url=url)
+    app = create_app(settings, clock=clock, kite_transport=httpx.ASGITransport(app=kitesim))  # type: ignore[arg-type]
+    async with app.router.lifespan_context(app):
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api.test", headers={"Origin": SPA_ORIGIN}
+        )
+        await sign_in(client)
+        assert (await client.get("/api/auth/status")).json()["authenticated"] is True
+
+        proc.kill()
+        proc.wait()
+        for path in ("/api/auth/status", "/api/auth/sessions"):
+            started = time.monotonic()
+            response = await client.get(path)
+            elapsed = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "ServiceUnavailable"
+            assert int(response.headers["retry-after"]) >= 1
+            assert elapsed < 1.5
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["sessions"] == "down"
+        assert (await client.get("/healthz")).status_code == 200
+        await client.aclose()
