@@ -73,3 +73,51 @@ async def test_redis_outage_fails_closed(
         assert ready.status_code == 503 and ready.json()["sessions"] == "down"
         assert (await client.get("/healthz")).status_code == 200
         await client.aclose()
+
+
+async def test_hung_redis_fails_the_session_read_within_a_second() -> None:
+    """A Redis that accepts but never answers: the read fails (503 upstream) instead of hanging."""
+    import asyncio
+
+    from redis.exceptions import RedisError
+
+    from tradedesk.redis import SessionReadChannel
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(4096):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    channel = SessionReadChannel(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(RedisError):
+        await channel.getex("td:sess:x", ex=60)
+    assert time.monotonic() - started < 1.0
+    await channel.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_session_reads_pipeline_in_order() -> None:
+    """Many concurrent reads on the one connection each get their own key's value."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from tests.conftest import REDIS_URL
+    from tradedesk.redis import SessionReadChannel
+
+    raw = Redis.from_url(REDIS_URL)
+    keys = [f"tdtest:pipe:{i}" for i in range(200)]
+    await raw.mset({key: key.encode() for key in keys[::2]})
+    channel = SessionReadChannel(REDIS_URL, timeout_s=0.5)
+    try:
+        results = await asyncio.gather(*(channel.getex(key, ex=30) for key in keys))
+        assert results == [key.encode() if i % 2 == 0 else None for i, key in enumerate(keys)]
+        assert 0 < await raw.ttl(keys[0]) <= 30
+    finally:
+        await channel.close()
+        await raw.delete(*keys)
+        await raw.aclose()

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.conftest import REDIS_URL
 from tradedesk.db import create_sessionmaker
 from tradedesk.models import WebSession
-from tradedesk.redis import create_redis
+from tradedesk.redis import SessionReadChannel, create_redis
 from tradedesk.sessions.record import SessionRecord, key_hash
 from tradedesk.sessions.redis_store import RedisSessionStore
 from tradedesk.sessions.sql_store import SqlSessionStore
@@ -57,7 +57,9 @@ async def probe(
 ) -> AsyncIterator[StoreProbe]:
     if request.param == "redis":
         redis = create_redis(REDIS_URL, timeout_s=0.5)
-        store: SessionStore = RedisSessionStore(redis, prefix=redis_prefix)
+        store: SessionStore = RedisSessionStore(
+            redis, prefix=redis_prefix, reads=SessionReadChannel(REDIS_URL, timeout_s=0.5)
+        )
         raw = Redis.from_url(REDIS_URL)
 
         async def count() -> int:

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     kite_timeout_s: float = Field(default=7.0, gt=0, le=60)
 
     agent_runtime: Literal["on", "off"] = "on"
+    # FastAPI's native OpenTelemetry spans/metrics, exported by the providers OTEL_* configures.
+    otel_enabled: bool = False
 
     @model_validator(mode="before")
     @classmethod

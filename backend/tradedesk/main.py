@@ -20,7 +20,7 @@ from tradedesk.kit.crypto import CredentialCipher
 from tradedesk.kit.signing import CookieSigner
 from tradedesk.middleware import RequestGuardMiddleware, ResponseHardeningMiddleware
 from tradedesk.ops.router import router as ops_router
-from tradedesk.redis import create_redis
+from tradedesk.redis import SessionReadChannel, create_redis
 from tradedesk.sessions.redis_store import RedisSessionStore
 from tradedesk.sessions.service import SessionService
 from tradedesk.sessions.sql_store import SqlSessionStore
@@ -46,7 +46,13 @@ def build_state(
         create_redis(settings.redis_url, timeout_s=settings.redis_timeout_s) if settings.redis_url else None
     )
     store: SessionStore = (
-        RedisSessionStore(redis, prefix=settings.redis_key_prefix) if redis else SqlSessionStore(sessionmaker)
+        RedisSessionStore(
+            redis,
+            prefix=settings.redis_key_prefix,
+            reads=SessionReadChannel(settings.redis_url, timeout_s=settings.redis_timeout_s),
+        )
+        if redis and settings.redis_url
+        else SqlSessionStore(sessionmaker)
     )
     keys = settings.effective_secret_keys
     return AppState(
@@ -92,6 +98,8 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         separate_input_output_schemas=False,
+        # Off unless asked for: with no provider configured it still probes the environment per request.
+        telemetry=None if settings.otel_enabled else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.td = state
     install_error_handlers(app)

@@ -88,6 +88,14 @@ def _clear_session_cookie(response: Response, app: AppState) -> None:
 _CALLBACK_PATH = "/api/auth/callback"
 
 
+# First in the table: the SPA polls it, and routes are matched in order.
+@router.get("/status", response_model=AuthStatus, operation_id="auth-status")
+async def auth_status(request: Request, record: OptionalSession) -> Response:
+    """Who is signed in on this browser, the CSRF token for unsafe requests, and the broker token's state."""
+    body = service.status_of(request.app.state.td, record)
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
 @router.post("/login", response_model=LoginResponse, operation_id="auth-login", responses=_ERRORS)
 async def login(body: LoginRequest, response: Response, app: State) -> LoginResponse:
     """Start the redirect sign-in: returns the broker's login URL and binds `state` to this browser."""
@@ -208,13 +216,6 @@ async def set_access_token(
     new = await service.complete_sign_in(app, db, user=user, device=_device(request, app), previous=previous)
     _set_session_cookies(response, app, new)
     return service.status_of(app, new.record)
-
-
-@router.get("/status", response_model=AuthStatus, operation_id="auth-status")
-async def auth_status(request: Request, record: OptionalSession) -> Response:
-    """Who is signed in on this browser, the CSRF token for unsafe requests, and the broker token's state."""
-    body = service.status_of(request.app.state.td, record)
-    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.post("/logout", status_code=204, operation_id="auth-logout", responses=_ERRORS)

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tradedesk.errors import ServiceUnavailable
-from tradedesk.redis import GetexPipeline
+from tradedesk.redis import SessionReadChannel
 from tradedesk.sessions.record import SessionRecord
 
 
@@ -27,10 +27,10 @@ def _ttl_s(expires_at: datetime, now: datetime) -> int:
 
 
 class RedisSessionStore:
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: Redis, *, prefix: str, reads: SessionReadChannel) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._reads = GetexPipeline(redis)
+        self._reads = reads
 
     def _key(self, key_hash: str) -> str:
         return f"{self._prefix}sess:{key_hash}"
