@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -116,16 +117,36 @@ def make_settings(database_url: str, *, redis_prefix: str | None, **overrides: o
     return Settings(**values)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["redis", "sql"])
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded default's database file, migrated once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+# redis: the distributed setup; sql: SQL sessions on PostgreSQL; sqlite: the embedded default.
+@pytest.fixture(params=["redis", "sql", "sqlite"])
 def store_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
 async def api(
-    clean_database: str, redis_prefix: str, clock: ManualClock, kitesim: object, store_backend: str
+    clean_database: str,
+    redis_prefix: str,
+    clock: ManualClock,
+    kitesim: object,
+    store_backend: str,
+    sqlite_template: Path,
+    tmp_path: Path,
 ) -> AsyncIterator[object]:
-    settings = make_settings(clean_database, redis_prefix=redis_prefix if store_backend == "redis" else None)
+    database_url = clean_database
+    if store_backend == "sqlite":
+        copy = tmp_path / "tradedesk.db"
+        shutil.copyfile(sqlite_template, copy)
+        database_url = f"sqlite+aiosqlite:///{copy}"
+    settings = make_settings(database_url, redis_prefix=redis_prefix if store_backend == "redis" else None)
     app = create_app(settings, clock=clock, kite_transport=httpx.ASGITransport(app=kitesim))  # type: ignore[arg-type]
     async with app.router.lifespan_context(app):
         yield app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -34,6 +34,17 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+_AFTER_COMMIT = "tradedesk.after_commit"
+
+
+def after_commit(db: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
+    """Run ``action`` once this request's transaction has committed (never if it rolls back).
+
+    Session-store writes go here: the database change lands first, and with SQLite (one writer) a
+    second connection never waits on the request's own open write transaction."""
+    db.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.td.sessionmaker
     async with sessionmaker() as session:
@@ -48,6 +59,8 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             except (OperationalError, DBAPIError) as exc:
                 await session.rollback()
                 raise ServiceUnavailable("The database is unavailable; try again shortly.") from exc
+            for action in session.info.pop(_AFTER_COMMIT, []):
+                await action()
 
 
 # scope="function": the commit happens before the response leaves, so a failed commit is a 503, not a lie.

@@ -27,6 +27,7 @@ from tradedesk.errors import (
     ErrorBody,
     SessionNotFound,
     SignInRejected,
+    ValidationErrorBody,
 )
 from tradedesk.sessions.dependencies import CurrentSession, OptionalSession, State, client_ip
 from tradedesk.sessions.service import NewSession
@@ -37,6 +38,7 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody, "description": "No session, or the broker rejected the sign-in"},
     403: {"model": ErrorBody, "description": "Origin or CSRF check failed"},
+    422: {"model": ValidationErrorBody, "description": "A field is missing or has the wrong type"},
 }
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tradedesk.auth.repository import AccountRepository, BrokerCredentialsRepository
 from tradedesk.auth.schemas import AuthStatus, BrokerStatus, SessionInfo
 from tradedesk.brokers.kite.schemas import KiteProfile
+from tradedesk.db import after_commit
 from tradedesk.errors import AppError, BrokerTokenInvalid
 from tradedesk.kit.clock import next_kite_token_expiry
 from tradedesk.kit.crypto import CredentialsDecryptError
@@ -121,14 +122,18 @@ async def complete_sign_in(
         token_expires_at=user.broker_token_expires_at,
         now=now,
     )
-    await db.flush()
-    if previous is not None:
-        # The browser's old id dies with the sign-in, whoever it belonged to.
-        await app.sessions.end(previous)
-    new = await app.sessions.issue(
+    new = app.sessions.new_session(
         user, device_id=device.device_id, device_label=device.device_label, ip=device.ip
     )
-    log.info("signed in broker_id=%s device=%s", user.broker_id, device.device_label)
+
+    async def switch_sessions() -> None:
+        if previous is not None:
+            # The browser's old id dies with the sign-in, whoever it belonged to.
+            await app.sessions.end(previous)
+        await app.sessions.store_new(new)
+        log.info("signed in broker_id=%s device=%s", user.broker_id, device.device_label)
+
+    after_commit(db, switch_sessions)
     return new
 
 
@@ -196,6 +201,9 @@ async def disconnect(app: AppState, db: AsyncSession, *, record: SessionRecord) 
             # The user asked to be cut off; local wiping must not depend on the broker answering.
             log.warning("broker logout failed for broker_id=%s: %s", record.broker_id, type(exc).__name__)
     await credentials_repo.wipe()
-    await db.flush()
-    await app.sessions.end_all_for_user(record.broker_id)
-    log.info("disconnected broker_id=%s (%d broker tokens invalidated)", record.broker_id, len(tokens))
+
+    async def end_sessions() -> None:
+        await app.sessions.end_all_for_user(record.broker_id)
+        log.info("disconnected broker_id=%s (%d broker tokens invalidated)", record.broker_id, len(tokens))
+
+    after_commit(db, end_sessions)

@@ -42,9 +42,3 @@ def next_kite_token_expiry(issued_at: datetime) -> datetime:
     if candidate <= local:
         candidate += timedelta(days=1)
     return candidate.astimezone(UTC)
-
-
-def ist_trading_day(when: datetime) -> datetime:
-    """Midnight IST of the calendar day ``when`` falls on (as UTC)."""
-    local = when.astimezone(IST)
-    return datetime.combine(local.date(), time(0, 0), tzinfo=IST).astimezone(UTC)

@@ -3,17 +3,11 @@ takes no broker_id in any public method."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
-
-
-class BrokerOwned(Protocol):
-    broker_id: InstrumentedAttribute[str]
-
 
 M = TypeVar("M")
 

@@ -62,10 +62,3 @@ async def get_current_session(request: Request, record: OptionalSession) -> Sess
 
 
 CurrentSession = Annotated[SessionRecord, Depends(get_current_session)]
-
-
-async def get_broker_id(record: CurrentSession) -> str:
-    return record.broker_id
-
-
-BrokerId = Annotated[str, Depends(get_broker_id)]

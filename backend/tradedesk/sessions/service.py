@@ -66,7 +66,7 @@ class SessionService:
         idle_end = record.last_seen_at + timedelta(seconds=self._settings.session_idle_timeout_s)
         return min(idle_end, record.absolute_expires_at)
 
-    async def issue(
+    def new_session(
         self,
         user: SignedInUser,
         *,
@@ -74,7 +74,8 @@ class SessionService:
         device_label: str,
         ip: str | None,
     ) -> NewSession:
-        """A brand-new session id and CSRF token, whatever the browser sent (no fixation)."""
+        """A brand-new session id and CSRF token, whatever the browser sent (no fixation). Not yet
+        stored: ``store_new`` does that."""
         now = self.now()
         session_id = secrets.token_urlsafe(32)
         record = SessionRecord(
@@ -94,8 +95,10 @@ class SessionService:
             credentials_enc=self.encrypt_credentials(user.credentials, broker_id=user.broker_id),
             broker_token_expires_at=user.broker_token_expires_at,
         )
-        await self.store.create(record, expires_at=self._storage_expiry(record), now=now)
         return NewSession(cookie_value=self._signer.sign(session_id), record=record)
+
+    async def store_new(self, new: NewSession) -> None:
+        await self.store.create(new.record, expires_at=self._storage_expiry(new.record), now=self.now())
 
     def key_hash_of_cookie(self, cookie_value: str | None) -> str | None:
         """The store key for a cookie, or None for a bad signature (checked without touching the store)."""
