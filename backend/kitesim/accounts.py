@@ -53,6 +53,13 @@ class AccountBook:
         self.apps: dict[str, DemoApp] = {app.api_key: app for app in apps}
         self.users: dict[str, DemoUser] = {user.user_id: user for user in users}
 
+    def add_user(self, user: DemoUser) -> bool:
+        """Register a user; False (and nothing changes) when the user_id is taken."""
+        if user.user_id in self.users:
+            return False
+        self.users[user.user_id] = user
+        return True
+
     def add_app(self, app: DemoApp) -> None:
         self.apps[app.api_key] = app
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from kitesim import auth, login, sim
+from kitesim import auth, login, quotes, sim, trading
 from kitesim.config import KitesimSettings
 from kitesim.envelope import install_error_handlers
 from kitesim.state import SimState
@@ -14,12 +14,14 @@ def create_app(settings: KitesimSettings | None = None) -> FastAPI:
     settings = settings or KitesimSettings()
     app = FastAPI(
         title="kitesim",
-        summary="A Kite Connect v3 simulator: demo accounts, sign-in, sessions and a simulated clock.",
+        summary="A Kite Connect v3 simulator: sign-in, a simulated clock and market, orders, positions.",
         version="0.1.0",
     )
     app.state.sim = SimState.from_settings(settings)
     install_error_handlers(app)
     app.include_router(login.router)
     app.include_router(auth.router)
+    app.include_router(quotes.router)
+    app.include_router(trading.router)
     app.include_router(sim.router)
     return app

@@ -49,6 +49,18 @@ class OrderError(KiteError):
     error_type = "OrderException"
 
 
+class NotFoundError(KiteError):
+    """An unknown id, or another user's: the two answer the same, so ids of others are never confirmed."""
+
+    status_code = 404
+    error_type = "InputException"
+
+
+class ConflictError(KiteError):
+    status_code = 409
+    error_type = "InputException"
+
+
 class GeneralError(KiteError):
     status_code = 500
     error_type = "GeneralException"

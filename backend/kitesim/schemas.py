@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from kitesim.accounts import EXCHANGES, ORDER_TYPES, PRODUCTS, DemoUser
 from kitesim.clock import IST, SimClock, format_ist
@@ -98,3 +99,47 @@ class ClockUpdate(BaseModel):
         if self.advance_s is None and self.set_to is None and self.speed is None:
             raise ValueError("give at least one of `advance_s`, `set_to`, `speed`")
         return self
+
+
+class NewUser(BaseModel):
+    """A broker account to add for a test or a demo (kitesim only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(pattern=r"^[A-Za-z0-9]{2,16}$", description="stored upper case, like Kite ids")
+    user_name: str = Field(min_length=1, max_length=100)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)
+    password: SecretStr
+    starting_margin_inr: Decimal = Field(default=Decimal("500000.00"), ge=0, le=10**12, decimal_places=2)
+
+    @field_validator("user_name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("password")
+    @classmethod
+    def _usable_password(cls, value: SecretStr) -> SecretStr:
+        if not 0 < len(value.get_secret_value()) <= 200:
+            raise ValueError("must be 1 to 200 characters")
+        return value
+
+
+class CreatedUser(BaseModel):
+    user_id: str
+    user_name: str
+    user_shortname: str
+    email: str
+    starting_margin_inr: Decimal
+
+    @classmethod
+    def of(cls, user: DemoUser) -> CreatedUser:
+        return cls(
+            user_id=user.user_id,
+            user_name=user.user_name,
+            user_shortname=user.user_shortname,
+            email=user.email,
+            starting_margin_inr=user.starting_margin_inr,
+        )

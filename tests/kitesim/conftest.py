@@ -83,6 +83,19 @@ class KiteDriver:
     async def profile(self, access_token: str, api_key: str = API_KEY) -> httpx.Response:
         return await self.client.get("/user/profile", headers=self.auth(access_token, api_key))
 
+    async def get(self, access_token: str, path: str, **params: str | list[str]) -> httpx.Response:
+        return await self.client.get(path, params=params, headers=self.auth(access_token))
+
+    async def place(self, access_token: str, **fields: str | int | float) -> httpx.Response:
+        form = {"validity": "DAY", **{key: str(value) for key, value in fields.items()}}
+        return await self.client.post("/orders/regular", data=form, headers=self.auth(access_token))
+
+    async def place_ok(self, access_token: str, **fields: str | int | float) -> str:
+        response = await self.place(access_token, **fields)
+        assert response.status_code == 200, response.text
+        order_id: str = response.json()["data"]["order_id"]
+        return order_id
+
     async def set_clock(self, when: datetime) -> None:
         response = await self.client.post("/sim/clock", json={"set_to": when.isoformat()})
         assert response.status_code == 200, response.text
