@@ -35,12 +35,24 @@ API_BASE = "http://api.test"
 KITE_BASE = "http://kitesim.test"
 DEMO_API_KEY = "tradedesk-demo"
 DEMO_API_SECRET = "tradedesk-demo-secret"
-TABLES = ("web_sessions", "pending_signins", "broker_credentials", "accounts")
+TABLES = (
+    "web_sessions",
+    "pending_signins",
+    "broker_credentials",
+    "accounts",
+    "fills",
+    "trades",
+    "risk_settings",
+)
+# The role the API connects as: owns nothing, cannot bypass row-level security (cluster-wide, reused).
+APP_ROLE = "tradedesk_test_app"
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, *, app_role: str | None = None) -> None:
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["url"] = url
+    if app_role:
+        config.attributes["app_role"] = app_role
     config.attributes["skip_logging"] = True
     command.upgrade(config, "head")
 
@@ -58,12 +70,22 @@ def pg_database() -> Iterator[str]:
             await conn.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(
+        admin(
+            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+    )
     url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     try:
-        migrate(url)
+        migrate(url, app_role=APP_ROLE)
         yield url
     finally:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def as_app_role(owner_url: str) -> str:
+    return owner_url.replace("postgresql+asyncpg://postgres@", f"postgresql+asyncpg://{APP_ROLE}@", 1)
 
 
 @pytest.fixture
@@ -86,14 +108,19 @@ async def redis_prefix() -> AsyncIterator[str]:
     await redis.aclose()
 
 
+START = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)  # 09:30 IST on a Monday
+
+
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock(datetime(2026, 11, 30, 4, 0, tzinfo=UTC))  # 09:30 IST on a Monday
+    return ManualClock(START)
 
 
 @pytest.fixture
 def kitesim() -> object:
-    return create_kitesim(KitesimSettings(redirect_url=f"{API_BASE}/api/auth/callback"))
+    return create_kitesim(
+        KitesimSettings(_env_file=None, redirect_url=f"{API_BASE}/api/auth/callback", start_at=START)  # type: ignore[call-arg]
+    )
 
 
 @pytest.fixture
@@ -141,7 +168,7 @@ async def api(
     sqlite_template: Path,
     tmp_path: Path,
 ) -> AsyncIterator[object]:
-    database_url = clean_database
+    database_url = as_app_role(clean_database)
     if store_backend == "sqlite":
         copy = tmp_path / "tradedesk.db"
         shutil.copyfile(sqlite_template, copy)

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET, REDIS_URL
+from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET, REDIS_URL, as_app_role
 from tests.procs import Proc, free_port, python_module
 
 pytestmark = pytest.mark.multiprocess
@@ -22,7 +22,7 @@ def topology(clean_database: str, redis_prefix: str) -> Iterator[dict[str, objec
     kite_port, port_a, port_b = free_port(), free_port(), free_port()
     kite = f"http://127.0.0.1:{kite_port}"
     env = {
-        "TRADEDESK_DATABASE_URL": clean_database,
+        "TRADEDESK_DATABASE_URL": as_app_role(clean_database),
         "TRADEDESK_REDIS_URL": REDIS_URL,
         "TRADEDESK_REDIS_KEY_PREFIX": redis_prefix,
         "TRADEDESK_CORS_ORIGINS": SPA,

@@ -26,6 +26,7 @@ from tradedesk.sessions.service import SessionService
 from tradedesk.sessions.sql_store import SqlSessionStore
 from tradedesk.sessions.store import SessionStore
 from tradedesk.state import AppState
+from tradedesk.trading.router import router as trading_router
 
 # httpx logs full request URLs at INFO; Kite's logout URL carries the access token.
 for _noisy in ("httpx", "httpcore"):
@@ -105,6 +106,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(ops_router)
     app.include_router(auth_router)
+    app.include_router(trading_router)
 
     # Added innermost first: CORS ends up outermost so every answer, errors included, carries its headers.
     app.add_middleware(

@@ -20,6 +20,15 @@ from tests.conftest import (
 from tradedesk.kit.clock import ManualClock
 
 
+async def stored_credentials(state: object, broker_id: str) -> object:
+    from tradedesk.auth.repository import BrokerCredentialsRepository
+    from tradedesk.kit.repository import bind_tenant
+
+    async with state.sessionmaker() as db:  # type: ignore[attr-defined]
+        await bind_tenant(db, broker_id)
+        return await BrokerCredentialsRepository(db, broker_id).get()
+
+
 def session_cookie(client: httpx.AsyncClient) -> str | None:
     return client.cookies.get("tradedesk")
 
@@ -456,6 +465,7 @@ class TestDisconnect:
         state = api.state.td  # type: ignore[attr-defined]
         records = await state.sessions.list_for_user("DEMO01")
         held = [state.sessions.credentials_of(r) for r in records]
+        assert await stored_credentials(state, "DEMO01") is not None
         assert len({c.access_token for c in held}) == 2
         assert (await a.post("/api/auth/disconnect")).status_code == 204
         assert (await a.get("/api/auth/status")).json()["authenticated"] is False
@@ -469,10 +479,7 @@ class TestDisconnect:
                 },
             )
             assert profile.status_code == 403
-        from tradedesk.auth.repository import BrokerCredentialsRepository
-
-        async with state.sessionmaker() as db:
-            assert await BrokerCredentialsRepository(db, "DEMO01").get() is None
+        assert await stored_credentials(state, "DEMO01") is None
 
     async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
         assert (await client.post("/api/auth/disconnect")).status_code == 401

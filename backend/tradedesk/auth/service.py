@@ -18,6 +18,7 @@ from tradedesk.db import after_commit
 from tradedesk.errors import AppError, BrokerTokenInvalid
 from tradedesk.kit.clock import next_kite_token_expiry
 from tradedesk.kit.crypto import CredentialsDecryptError
+from tradedesk.kit.repository import bind_tenant
 from tradedesk.sessions.record import SessionRecord, key_hash
 from tradedesk.sessions.service import BrokerCredentialsPlain, NewSession, SignedInUser
 from tradedesk.state import AppState
@@ -114,6 +115,7 @@ async def complete_sign_in(
     previous: SessionRecord | None,
 ) -> NewSession:
     now = app.clock.now()
+    await bind_tenant(db, user.broker_id)
     await AccountRepository(db, user.broker_id).record_sign_in(
         user_name=user.user_name, email=user.email, now=now
     )
@@ -174,6 +176,7 @@ def session_info(app: AppState, record: SessionRecord, *, current: SessionRecord
 async def disconnect(app: AppState, db: AsyncSession, *, record: SessionRecord) -> None:
     """Invalidate every access token the user's sessions and stored credentials hold, wipe the stored
     credentials, end every session of the user."""
+    await bind_tenant(db, record.broker_id)
     credentials_repo = BrokerCredentialsRepository(db, record.broker_id)
     ciphertexts = {r.credentials_enc for r in await app.sessions.list_for_user(record.broker_id)}
     ciphertexts.add(record.credentials_enc)

@@ -5,11 +5,28 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 M = TypeVar("M")
+
+_BOUND_BROKER = "tradedesk.broker_id"
+
+
+async def bind_tenant(db: AsyncSession, broker_id: str) -> None:
+    """Scope this transaction to one broker: PostgreSQL's row-level security then shows and accepts only
+    that broker's rows, whatever a statement says. One transaction serves exactly one broker."""
+    bound = db.info.get(_BOUND_BROKER)
+    if bound == broker_id:
+        return
+    if bound is not None:
+        raise RuntimeError("this transaction is already bound to another broker")
+    if db.get_bind().dialect.name == "postgresql":
+        await db.execute(
+            text("select set_config('app.broker_id', :broker_id, true)"), {"broker_id": broker_id}
+        )
+    db.info[_BOUND_BROKER] = broker_id
 
 
 class BrokerScopedRepository(Generic[M]):

@@ -2,10 +2,48 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
-from sqlalchemy import DateTime, Index, MetaData, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both dialects: SQLite stores no zone and hands back naive values."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; give a time zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Money = Numeric(18, 4)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -28,8 +66,8 @@ class Account(Base):
     broker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_sign_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_sign_in_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class BrokerCredentials(Base):
@@ -39,8 +77,8 @@ class BrokerCredentials(Base):
 
     broker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     credentials_enc: Mapped[str] = mapped_column(Text)
-    token_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    token_expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class WebSession(Base):
@@ -52,7 +90,7 @@ class WebSession(Base):
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     broker_id: Mapped[str] = mapped_column(String(32))
     record: Mapped[str] = mapped_column(Text)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class PendingSignIn(Base):
@@ -62,4 +100,94 @@ class PendingSignIn(Base):
 
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     payload: Mapped[str] = mapped_column(Text)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+# Tenant tables: every row belongs to one broker_id; PostgreSQL enforces it with row-level security.
+TENANT_TABLES = ("accounts", "broker_credentials", "fills", "trades", "risk_settings")
+
+
+class Fill(Base):
+    """One execution pulled from the broker (``GET /trades``); re-syncing never duplicates one."""
+
+    __tablename__ = "fills"
+    __table_args__ = (
+        UniqueConstraint("broker_id", "trade_id", name="uq_fills_broker_id_trade_id"),
+        Index(
+            "ix_fills_broker_id_instrument", "broker_id", "exchange", "tradingsymbol", "product", "filled_at"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    broker_id: Mapped[str] = mapped_column(String(32))
+    trade_id: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[str] = mapped_column(String(64))
+    exchange: Mapped[str] = mapped_column(String(8))
+    tradingsymbol: Mapped[str] = mapped_column(String(64))
+    instrument_token: Mapped[int] = mapped_column(BigInteger)
+    product: Mapped[str] = mapped_column(String(8))
+    transaction_type: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(Money)
+    filled_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    day: Mapped[date] = mapped_column(Date)  # IST trading day of filled_at
+    order_type: Mapped[str | None] = mapped_column(String(8))
+    tag: Mapped[str | None] = mapped_column(String(32))
+    synced_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Trade(Base):
+    """A round trip built FIFO from fills: an open lot (status ``open``) or a closed piece of one."""
+
+    __tablename__ = "trades"
+    __table_args__ = (
+        Index("ix_trades_broker_id_id", "broker_id", "id"),
+        Index(
+            "ix_trades_broker_id_day_closed",
+            "broker_id",
+            "day",
+            "exit_at",
+            "id",
+            postgresql_include=["realised_pnl"],
+            postgresql_where="status = 'closed'",
+            sqlite_where="status = 'closed'",
+        ),
+        Index("ix_trades_broker_id_symbol", "broker_id", "tradingsymbol", "id"),
+        Index(
+            "ix_trades_broker_id_instrument_status",
+            "broker_id",
+            "exchange",
+            "tradingsymbol",
+            "product",
+            "status",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    broker_id: Mapped[str] = mapped_column(String(32))
+    exchange: Mapped[str] = mapped_column(String(8))
+    tradingsymbol: Mapped[str] = mapped_column(String(64))
+    product: Mapped[str] = mapped_column(String(8))
+    direction: Mapped[str] = mapped_column(String(5))  # LONG | SHORT
+    status: Mapped[str] = mapped_column(String(6))  # open | closed
+    quantity: Mapped[int] = mapped_column(Integer)
+    entry_price: Mapped[Decimal] = mapped_column(Money)
+    entry_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    entry_trade_id: Mapped[str] = mapped_column(String(64))
+    exit_price: Mapped[Decimal | None] = mapped_column(Money)
+    exit_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    exit_trade_id: Mapped[str | None] = mapped_column(String(64))
+    realised_pnl: Mapped[Decimal | None] = mapped_column(Money)
+    exit_reason: Mapped[str | None] = mapped_column(String(32))
+    strategy: Mapped[str | None] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)  # IST day of the exit (closed) or the entry (open)
+
+
+class RiskSettings(Base):
+    """The user's daily loss limit; when today's realised loss reaches it, agents stop opening positions."""
+
+    __tablename__ = "risk_settings"
+
+    broker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    daily_loss_limit: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -8,8 +8,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradedesk.db import DbSession
 from tradedesk.errors import CsrfFailed, NotAuthenticated
+from tradedesk.kit.repository import bind_tenant
 from tradedesk.middleware import UNSAFE_METHODS
 from tradedesk.sessions.record import SessionRecord
 from tradedesk.state import AppState
@@ -62,3 +65,12 @@ async def get_current_session(request: Request, record: OptionalSession) -> Sess
 
 
 CurrentSession = Annotated[SessionRecord, Depends(get_current_session)]
+
+
+async def get_tenant_db(db: DbSession, record: CurrentSession) -> AsyncSession:
+    """The request's transaction, bound to the session's broker_id (row-level security on PostgreSQL)."""
+    await bind_tenant(db, record.broker_id)
+    return db
+
+
+TenantDb = Annotated[AsyncSession, Depends(get_tenant_db)]

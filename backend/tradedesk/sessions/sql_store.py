@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -105,7 +105,7 @@ class SqlSessionStore:
         if row is None:
             return None
         payload, expires_at = row
-        if _aware(expires_at) <= now:
+        if expires_at <= now:
             return None
         return str(payload).encode("utf-8")
 
@@ -115,8 +115,3 @@ class SqlSessionStore:
 
     async def close(self) -> None:
         return None
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -7,9 +7,15 @@ import hashlib
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
-from tradedesk.brokers.kite.schemas import KiteProfile, KiteSession
+from tradedesk.brokers.kite.schemas import (
+    KiteOrder,
+    KitePositions,
+    KiteProfile,
+    KiteSession,
+    KiteTrade,
+)
 from tradedesk.errors import (
     AppError,
     BrokerInputRejected,
@@ -21,6 +27,14 @@ from tradedesk.errors import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class _TradeList(RootModel[list[KiteTrade]]):
+    pass
+
+
+class _OrderList(RootModel[list[KiteOrder]]):
+    pass
 
 
 def session_checksum(api_key: str, request_token: str, api_secret: str) -> str:
@@ -57,6 +71,18 @@ class KiteClient:
     async def profile(self, *, api_key: str, access_token: str) -> KiteProfile:
         data = await self._call("GET", "/user/profile", auth=(api_key, access_token))
         return _parse(KiteProfile, data, "GET /user/profile")
+
+    async def trades(self, *, api_key: str, access_token: str) -> list[KiteTrade]:
+        data = await self._call("GET", "/trades", auth=(api_key, access_token))
+        return _parse(_TradeList, data, "GET /trades").root
+
+    async def orders(self, *, api_key: str, access_token: str) -> list[KiteOrder]:
+        data = await self._call("GET", "/orders", auth=(api_key, access_token))
+        return _parse(_OrderList, data, "GET /orders").root
+
+    async def positions(self, *, api_key: str, access_token: str) -> KitePositions:
+        data = await self._call("GET", "/portfolio/positions", auth=(api_key, access_token))
+        return _parse(KitePositions, data, "GET /portfolio/positions")
 
     async def invalidate_token(self, *, api_key: str, access_token: str) -> None:
         await self._call(

@@ -1,0 +1,1 @@
+"""Fills, round-trip trades, P&L, daily stats, positions and broker sync, per user."""

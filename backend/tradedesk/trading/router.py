@@ -1,0 +1,281 @@
+"""/api trading endpoints: sync, trades (JSON page and CSV), P&L, daily stats, live positions, risk."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from tradedesk.errors import BadRequest, ErrorBody, NotFound, ValidationErrorBody
+from tradedesk.kit.calendar import ist_day, periods_for, validate_range
+from tradedesk.kit.repository import bind_tenant
+from tradedesk.sessions.dependencies import CurrentSession, State, TenantDb
+from tradedesk.trading import service
+from tradedesk.trading.repository import RiskRepository, TradeRepository
+from tradedesk.trading.schemas import (
+    CumulativePoint,
+    DailyStats,
+    PnlSummary,
+    PositionsRead,
+    RiskRead,
+    RiskUpdate,
+    SyncRequest,
+    SyncResult,
+    TradeRead,
+    TradesPage,
+)
+
+router = APIRouter(prefix="/api", tags=["trading"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "A date range, cursor or filter is not acceptable"},
+    401: {"model": ErrorBody, "description": "No session, or the broker token is no longer valid"},
+    422: {"model": ValidationErrorBody, "description": "A field is missing or has the wrong type"},
+}
+_BROKER_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ERRORS,
+    502: {"model": ErrorBody, "description": "The broker failed or answered something unreadable"},
+    504: {"model": ErrorBody, "description": "The broker did not answer in time"},
+}
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9&_\-. ]{0,63}$")
+DEFAULT_RANGE_DAYS = 30
+MAX_RANGE_DAYS = 3 * 366
+
+FromDay = Annotated[date | None, Query(alias="from", description="First IST day (inclusive)")]
+ToDay = Annotated[date | None, Query(alias="to", description="Last IST day (inclusive)")]
+Symbol = Annotated[str | None, Query(max_length=64, description="Exact trading symbol, e.g. INFY")]
+
+
+def _today(app: State) -> date:
+    return ist_day(app.clock.now())
+
+
+def _range(app: State, from_day: date | None, to_day: date | None, *, default_days: int) -> tuple[date, date]:
+    try:
+        return validate_range(
+            from_day, to_day, today=_today(app), default_days=default_days, max_days=MAX_RANGE_DAYS
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+def _optional_range(
+    app: State, from_day: date | None, to_day: date | None
+) -> tuple[date | None, date | None]:
+    if from_day is None and to_day is None:
+        return None, None
+    if from_day is None:
+        assert to_day is not None
+        if to_day < date(2000, 1, 1):
+            raise BadRequest("'to' is before 2000-01-01; pick a date this data can have.")
+        return None, to_day
+    return _range(app, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
+
+
+async def _checked_symbol(repo: TradeRepository, symbol: str | None) -> str | None:
+    if symbol is None:
+        return None
+    symbol = symbol.strip().upper()
+    if not _SYMBOL.fullmatch(symbol):
+        raise BadRequest(f"{symbol!r} is not a trading symbol (letters, digits and &-_. only).")
+    if not await repo.has_symbol(symbol):
+        raise NotFound(f"You have no trades in {symbol}.")
+    return symbol
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": last_id}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        before = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))["before"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError):
+        raise BadRequest("The cursor is not one this API handed out; start again without it.") from None
+    if not isinstance(before, int) or isinstance(before, bool) or before < 1:
+        raise BadRequest("The cursor is not one this API handed out; start again without it.")
+    return before
+
+
+@router.post("/sync", response_model=SyncResult, operation_id="trading-sync", responses=_BROKER_ERRORS)
+async def sync(body: SyncRequest, app: State, db: TenantDb, record: CurrentSession) -> SyncResult:
+    """Pull the day's executions from the broker, store the new ones and match them into round trips.
+    Running it again stores nothing twice."""
+    if body.day is not None and not date(2000, 1, 1) <= body.day <= _today(app):
+        raise BadRequest("'day' must be a past or current IST trading day.")
+    return await service.sync_fills(app, db, record=record, day=body.day)
+
+
+@router.get("/trades", response_model=TradesPage, operation_id="trading-list_trades", responses=_ERRORS)
+async def list_trades(
+    app: State,
+    db: TenantDb,
+    record: CurrentSession,
+    from_day: FromDay = None,
+    to_day: ToDay = None,
+    symbol: Symbol = None,
+    status: Annotated[Literal["open", "closed"] | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="At most 500")] = 100,
+) -> TradesPage:
+    """Your round trips, newest first; follow `next_cursor` for more."""
+    repo = TradeRepository(db, record.broker_id)
+    start, end = _optional_range(app, from_day, to_day)
+    rows = await repo.page(
+        from_day=start,
+        to_day=end,
+        symbol=await _checked_symbol(repo, symbol),
+        status=status,
+        before_id=_decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return TradesPage(
+        items=[TradeRead.model_validate(row) for row in rows],
+        next_cursor=_encode_cursor(rows[-1].id) if more else None,
+    )
+
+
+_CSV_COLUMNS = list(TradeRead.model_fields)
+
+
+@router.get(
+    "/trades.csv",
+    operation_id="trading-export_trades",
+    response_class=StreamingResponse,
+    responses={
+        **_ERRORS,
+        200: {"content": {"text/csv": {}}, "description": "The same rows as /trades, as CSV"},
+    },
+)
+async def export_trades(
+    request: Request,
+    app: State,
+    db: TenantDb,
+    record: CurrentSession,
+    from_day: FromDay = None,
+    to_day: ToDay = None,
+    symbol: Symbol = None,
+) -> StreamingResponse:
+    """Your round trips in the range as a CSV download, streamed newest first."""
+    start, end = _optional_range(app, from_day, to_day)
+    checked = await _checked_symbol(TradeRepository(db, record.broker_id), symbol)
+    broker_id = record.broker_id
+
+    async def rows() -> AsyncIterator[str]:
+        # The request's transaction has ended by the time the body streams: read in a fresh one.
+        async with app.sessionmaker() as stream_db:
+            await bind_tenant(stream_db, broker_id)
+            repo = TradeRepository(stream_db, broker_id)
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(_CSV_COLUMNS)
+            before: int | None = None
+            while True:
+                page = await repo.page(
+                    from_day=start, to_day=end, symbol=checked, status=None, before_id=before, limit=1000
+                )
+                for row in page:
+                    data = TradeRead.model_validate(row).model_dump(mode="json")
+                    writer.writerow(["" if data[c] is None else data[c] for c in _CSV_COLUMNS])
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+                if len(page) < 1000:
+                    break
+                before = page[-1].id
+
+    label = f"{start or 'all'}_{end or 'all'}"
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="trades_{label}.csv"'},
+    )
+
+
+@router.get("/pnl/summary", response_model=PnlSummary, operation_id="trading-pnl_summary", responses=_ERRORS)
+async def pnl_summary(app: State, db: TenantDb, record: CurrentSession) -> PnlSummary:
+    """Realised P&L for today, this week (from Monday), month, year and all time, in IST days."""
+    periods = periods_for(_today(app))
+    totals = await TradeRepository(db, record.broker_id).pnl_summary(periods)
+    return PnlSummary(as_of=periods.day, **totals)
+
+
+@router.get(
+    "/pnl/cumulative",
+    response_model=list[CumulativePoint],
+    operation_id="trading-pnl_cumulative",
+    responses=_ERRORS,
+)
+async def pnl_cumulative(
+    app: State, db: TenantDb, record: CurrentSession, from_day: FromDay = None, to_day: ToDay = None
+) -> list[CumulativePoint]:
+    """Net realised P&L per IST day with the running total from the first day of the range."""
+    start, end = _range(app, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
+    points = await TradeRepository(db, record.broker_id).daily_net(start, end)
+    return [CumulativePoint(day=day, net=net, cumulative=total) for day, net, total in points]
+
+
+@router.get(
+    "/stats/daily", response_model=list[DailyStats], operation_id="trading-daily_stats", responses=_ERRORS
+)
+async def daily_stats(
+    app: State, db: TenantDb, record: CurrentSession, from_day: FromDay = None, to_day: ToDay = None
+) -> list[DailyStats]:
+    """Per IST day with closed trades: counts, win rate, gross profit and loss, net and max drawdown."""
+    start, end = _range(app, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
+    rows = await TradeRepository(db, record.broker_id).daily_stats(start, end)
+    return [
+        DailyStats(
+            day=row["day"],
+            trades=row["trades"],
+            wins=row["wins"],
+            losses=row["losses"],
+            win_rate=(Decimal(row["wins"]) / Decimal(row["trades"])).quantize(Decimal("0.0001")),
+            gross_profit=row["gross_profit"],
+            gross_loss=row["gross_loss"],
+            net=row["net"],
+            max_drawdown=row["max_drawdown"],
+        )
+        for row in rows
+    ]
+
+
+@router.get(
+    "/positions", response_model=PositionsRead, operation_id="trading-positions", responses=_BROKER_ERRORS
+)
+async def positions(app: State, record: CurrentSession) -> PositionsRead:
+    """Open positions live from the broker, with unrealised P&L at the last price."""
+    return await service.live_positions(app, record=record)
+
+
+async def _risk(app: State, db: TenantDb, broker_id: str) -> RiskRead:
+    settings = await RiskRepository(db, broker_id).get()
+    realised = await TradeRepository(db, broker_id).realised_on(_today(app))
+    return service.risk_view(settings.daily_loss_limit if settings else None, realised)
+
+
+@router.get("/risk", response_model=RiskRead, operation_id="trading-get_risk", responses=_ERRORS)
+async def get_risk(app: State, db: TenantDb, record: CurrentSession) -> RiskRead:
+    """The daily loss limit, how much of it today's realised P&L has used, and whether trading is blocked."""
+    return await _risk(app, db, record.broker_id)
+
+
+@router.put("/risk", response_model=RiskRead, operation_id="trading-put_risk", responses=_ERRORS)
+async def put_risk(body: RiskUpdate, app: State, db: TenantDb, record: CurrentSession) -> RiskRead:
+    """Set (or clear, with null) the daily loss limit in rupees."""
+    await RiskRepository(db, record.broker_id).set_limit(body.daily_loss_limit, now=app.clock.now())
+    await db.flush()
+    return await _risk(app, db, record.broker_id)

@@ -1,0 +1,212 @@
+"""Broker sync: pull executions, store the new ones, FIFO-match them into round trips; live positions;
+the daily loss limit."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradedesk.brokers.kite.schemas import KiteOrder, KiteTrade
+from tradedesk.errors import BrokerTokenInvalid
+from tradedesk.kit.calendar import ist_day
+from tradedesk.kit.crypto import CredentialsDecryptError
+from tradedesk.models import Fill, Trade
+from tradedesk.sessions.record import SessionRecord
+from tradedesk.sessions.service import BrokerCredentialsPlain
+from tradedesk.state import AppState
+from tradedesk.trading.matching import ClosedTrip, Execution, OpenLot, execution_order, match_fifo
+from tradedesk.trading.repository import FillRepository, InstrumentKey, TradeRepository
+from tradedesk.trading.schemas import PositionRead, PositionsRead, RiskRead, SyncResult
+
+log = logging.getLogger("tradedesk.trading")
+
+
+def broker_credentials(app: AppState, record: SessionRecord) -> BrokerCredentialsPlain:
+    try:
+        return app.sessions.credentials_of(record)
+    except CredentialsDecryptError as exc:
+        raise BrokerTokenInvalid(
+            "This session's broker credentials can no longer be read; reconnect."
+        ) from exc
+
+
+def _fill_row(trade: KiteTrade, order: KiteOrder | None, *, now: Any) -> dict[str, Any]:
+    return {
+        "trade_id": trade.trade_id,
+        "order_id": trade.order_id,
+        "exchange": trade.exchange,
+        "tradingsymbol": trade.tradingsymbol,
+        "instrument_token": trade.instrument_token,
+        "product": trade.product,
+        "transaction_type": trade.transaction_type,
+        "quantity": trade.quantity,
+        "price": trade.average_price,
+        "filled_at": trade.fill_timestamp,
+        "day": ist_day(trade.fill_timestamp),
+        "order_type": order.order_type if order else None,
+        "tag": (order.tag or None) if order else None,
+        "synced_at": now,
+    }
+
+
+def _execution(fill: Fill) -> Execution:
+    return Execution(
+        trade_id=fill.trade_id,
+        side="BUY" if fill.transaction_type == "BUY" else "SELL",
+        quantity=fill.quantity,
+        price=Decimal(fill.price),
+        at=fill.filled_at,
+        order_type=fill.order_type,
+        tag=fill.tag,
+    )
+
+
+def _closed_row(key: InstrumentKey, trip: ClosedTrip) -> dict[str, Any]:
+    exchange, symbol, product = key
+    return {
+        "exchange": exchange,
+        "tradingsymbol": symbol,
+        "product": product,
+        "direction": trip.direction,
+        "status": "closed",
+        "quantity": trip.quantity,
+        "entry_price": trip.entry_price,
+        "entry_at": trip.entry_at,
+        "entry_trade_id": trip.entry_trade_id,
+        "exit_price": trip.exit_price,
+        "exit_at": trip.exit_at,
+        "exit_trade_id": trip.exit_trade_id,
+        "realised_pnl": trip.realised_pnl,
+        "exit_reason": trip.exit_reason,
+        "strategy": trip.strategy,
+        "day": ist_day(trip.exit_at),
+    }
+
+
+def _open_row(key: InstrumentKey, lot: OpenLot) -> dict[str, Any]:
+    exchange, symbol, product = key
+    return {
+        "exchange": exchange,
+        "tradingsymbol": symbol,
+        "product": product,
+        "direction": lot.direction,
+        "status": "open",
+        "quantity": lot.quantity,
+        "entry_price": lot.entry_price,
+        "entry_at": lot.entry_at,
+        "entry_trade_id": lot.entry_trade_id,
+        "strategy": lot.strategy,
+        "day": ist_day(lot.entry_at),
+    }
+
+
+def _as_lot(row: Trade) -> OpenLot:
+    return OpenLot(
+        direction="LONG" if row.direction == "LONG" else "SHORT",
+        quantity=row.quantity,
+        entry_price=Decimal(row.entry_price),
+        entry_at=row.entry_at,
+        entry_trade_id=row.entry_trade_id,
+        strategy=row.strategy,
+    )
+
+
+async def sync_fills(
+    app: AppState, db: AsyncSession, *, record: SessionRecord, day: date | None
+) -> SyncResult:
+    """Everything the broker answers is read and validated before anything is written (an unreadable answer
+    is a 502 and stores nothing); the write is one transaction, serialised per user."""
+    credentials = broker_credentials(app, record)
+    trades = await app.kite.trades(api_key=credentials.api_key, access_token=credentials.access_token)
+    orders = await app.kite.orders(api_key=credentials.api_key, access_token=credentials.access_token)
+    by_order = {order.order_id: order for order in orders}
+    if day is not None:
+        trades = [t for t in trades if ist_day(t.fill_timestamp) == day]
+    now = app.clock.now()
+
+    if db.get_bind().dialect.name == "postgresql":
+        # Two syncs of one user must not match the same open lots at once.
+        await db.execute(
+            select(func.pg_advisory_xact_lock(func.hashtextextended("sync:" + record.broker_id, 0)))
+        )
+    # On SQLite this insert is the transaction's first write and takes the database's write lock, which
+    # serialises concurrent syncs the same way.
+    fills = FillRepository(db, record.broker_id)
+    new_fills = await fills.insert_new([_fill_row(t, by_order.get(t.order_id), now=now) for t in trades])
+    if not new_fills:
+        return SyncResult(fills_new=0, trades_closed=0)
+
+    grouped: dict[InstrumentKey, list[Fill]] = defaultdict(list)
+    for fill in new_fills:
+        grouped[(fill.exchange, fill.tradingsymbol, fill.product)].append(fill)
+    new_ids = {fill.id for fill in new_fills}
+    repo = TradeRepository(db, record.broker_id)
+    closed_total = 0
+    for key, key_fills in grouped.items():
+        executions = sorted((_execution(f) for f in key_fills), key=execution_order)
+        seen_until = await fills.latest_before(key, excluding=new_ids)
+        if seen_until is not None and executions[0].at < seen_until:
+            # A fill older than ones already matched: FIFO order changed, so replay the instrument.
+            await repo.delete_instrument(key)
+            existing: list[Trade] = []
+            executions = sorted((_execution(f) for f in await fills.all_for(key)), key=execution_order)
+        else:
+            existing = await repo.open_lots(key)
+        lots, closed = match_fifo([_as_lot(row) for row in existing], executions)
+        closed_total += len(closed)
+        await repo.insert_many([_closed_row(key, trip) for trip in closed])
+        # Open lots keep their row (and id) while they stay open, so pagination stays stable.
+        by_entry = {row.entry_trade_id: row for row in existing}
+        kept = {lot.entry_trade_id for lot in lots}
+        await repo.delete_ids([row.id for row in existing if row.entry_trade_id not in kept])
+        fresh = []
+        for lot in lots:
+            row = by_entry.get(lot.entry_trade_id)
+            if row is None:
+                fresh.append(_open_row(key, lot))
+            elif row.quantity != lot.quantity:
+                await repo.set_quantity(row.id, lot.quantity)
+        await repo.insert_many(fresh)
+    log.info(
+        "synced broker_id=%s fills_new=%d trades_closed=%d", record.broker_id, len(new_fills), closed_total
+    )
+    return SyncResult(fills_new=len(new_fills), trades_closed=closed_total)
+
+
+async def live_positions(app: AppState, *, record: SessionRecord) -> PositionsRead:
+    credentials = broker_credentials(app, record)
+    positions = await app.kite.positions(api_key=credentials.api_key, access_token=credentials.access_token)
+    items = [
+        PositionRead(
+            exchange=p.exchange,
+            tradingsymbol=p.tradingsymbol,
+            product=p.product,
+            quantity=p.quantity,
+            average_price=p.average_price,
+            last_price=p.last_price,
+            pnl=p.pnl,
+            realised=p.realised,
+            unrealised=p.unrealised,
+        )
+        for p in positions.net
+    ]
+    return PositionsRead(
+        items=items,
+        total_pnl=sum((p.pnl for p in items), Decimal(0)),
+        unrealised_pnl=sum((p.unrealised for p in items), Decimal(0)),
+    )
+
+
+def risk_view(limit: Decimal | None, realised_today: Decimal) -> RiskRead:
+    used = max(Decimal(0), -realised_today)
+    return RiskRead(
+        daily_loss_limit=limit,
+        daily_loss_used=used,
+        trading_blocked=limit is not None and used >= limit,
+    )

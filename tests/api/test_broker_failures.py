@@ -1,0 +1,143 @@
+"""Broker answers we cannot use: mapped to clear 502/504/401, and nothing is stored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from tests.conftest import API_BASE, SPA_ORIGIN, as_app_role, make_settings
+from tradedesk.kit.clock import ManualClock
+from tradedesk.main import create_app
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def kite_ok(data: object) -> httpx.Response:
+    return httpx.Response(200, json={"status": "success", "data": data})
+
+
+@pytest.fixture
+async def broker_with(
+    clean_database: str, redis_prefix: str, clock: ManualClock, kitesim: object
+) -> AsyncIterator[Callable[[Handler], httpx.AsyncClient]]:
+    """An API whose broker is kitesim for sign-in, and `handler` for everything else."""
+    clients: list[httpx.AsyncClient] = []
+    apps = []
+    kite_real = httpx.ASGITransport(app=kitesim)  # type: ignore[arg-type]
+
+    def make(handler: Handler) -> httpx.AsyncClient:
+        async def route(request: httpx.Request) -> httpx.Response:
+            if request.url.path in ("/session/token", "/user/profile"):
+                return await kite_real.handle_async_request(request)
+            return handler(request)
+
+        settings = make_settings(as_app_role(clean_database), redis_prefix=redis_prefix)
+        app = create_app(settings, clock=clock, kite_transport=httpx.MockTransport(route))
+        apps.append(app)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=API_BASE, headers={"Origin": SPA_ORIGIN}
+        )
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+    for app in apps:
+        await app.state.td.kite.aclose()
+        await app.state.td.sessions.store.close()
+        await app.state.td.engine.dispose()
+
+
+GOOD_TRADE = {
+    "trade_id": "T1",
+    "order_id": "O1",
+    "exchange": "NSE",
+    "tradingsymbol": "INFY",
+    "instrument_token": 408065,
+    "product": "MIS",
+    "average_price": 1500.5,
+    "quantity": 1,
+    "transaction_type": "BUY",
+    "fill_timestamp": "2026-11-30 09:31:00",
+}
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "error"),
+    [
+        (lambda r: httpx.Response(200, content=b"<html>gateway</html>"), 502, "BrokerUnavailable"),
+        (
+            lambda r: httpx.Response(
+                503, json={"status": "error", "message": "down", "error_type": "NetworkException"}
+            ),
+            502,
+            "BrokerUnavailable",
+        ),
+        (
+            lambda r: kite_ok([{**GOOD_TRADE}, {"trade_id": "T2", "quantity": "lots"}]),
+            502,
+            "BrokerUnavailable",
+        ),
+        (lambda r: kite_ok([{**GOOD_TRADE, "fill_timestamp": "yesterday"}]), 502, "BrokerUnavailable"),
+        (
+            lambda r: httpx.Response(
+                403,
+                json={
+                    "status": "error",
+                    "message": "Token is invalid or has expired.",
+                    "error_type": "TokenException",
+                },
+            ),
+            401,
+            "BrokerTokenInvalid",
+        ),
+    ],
+)
+async def test_unusable_broker_answers_store_nothing(
+    broker_with: Callable[[Handler], httpx.AsyncClient],
+    kite_client: httpx.AsyncClient,
+    sign_in: object,
+    answer: Handler,
+    status: int,
+    error: str,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/orders":
+            return kite_ok([])
+        return answer(request)
+
+    client = broker_with(handler)
+    await sign_in(client)  # type: ignore[operator]
+    response = await client.post("/api/sync", json={})
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == error and body["detail"]
+    assert (await client.get("/api/trades")).json()["items"] == []
+
+
+async def test_broker_timeout_is_504(
+    broker_with: Callable[[Handler], httpx.AsyncClient], sign_in: object
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    client = broker_with(handler)
+    await sign_in(client)  # type: ignore[operator]
+    for method, path in (("POST", "/api/sync"), ("GET", "/api/positions")):
+        response = await client.request(method, path, json={} if method == "POST" else None)
+        assert response.status_code == 504, response.text
+        assert response.json()["error"] == "BrokerTimeout"
+
+
+async def test_positions_garbage_is_502(
+    broker_with: Callable[[Handler], httpx.AsyncClient], sign_in: object
+) -> None:
+    client = broker_with(lambda r: kite_ok({"net": "nope"}))
+    await sign_in(client)  # type: ignore[operator]
+    response = await client.get("/api/positions")
+    assert response.status_code == 502
+    assert json.loads(response.text)["error"] == "BrokerUnavailable"

@@ -1,0 +1,339 @@
+"""Trading data end to end: orders placed through kitesim's Kite API, synced, matched, reported."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import random
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from tests.api.conftest import MakeTrader, fill_price, option_symbol, round_trips
+from tradedesk.kit.calendar import daily_stats
+
+
+class TestSync:
+    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
+        assert (await client.post("/api/sync", json={})).status_code == 401
+
+    async def test_round_trip_is_matched_and_resync_is_idempotent(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        buy = await trader.order("INFY", "BUY", 10)
+        move_clocks(600)
+        sell = await trader.order("INFY", "SELL", 10, tag="manual:exit")
+        assert await trader.sync() == {"fills_new": 2, "trades_closed": 1}
+        assert await trader.sync() == {"fills_new": 0, "trades_closed": 0}
+        fills = await trader.broker_fills()
+        [trip] = await trader.trades()
+        expected = (fill_price(fills, sell) - fill_price(fills, buy)) * 10
+        assert trip["status"] == "closed" and trip["direction"] == "LONG" and trip["quantity"] == 10
+        assert Decimal(str(trip["realised_pnl"])) == expected
+        assert trip["exit_reason"] == "exit"
+
+    async def test_short_first_option_round_trip(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        symbol = await option_symbol(trader, "PE")
+        sold = await trader.order(symbol, "SELL", 75, exchange="NFO", product="NRML", tag="strangle:entry")
+        move_clocks(3600)
+        bought = await trader.order(symbol, "BUY", 75, exchange="NFO", product="NRML", tag="strangle:sl")
+        await trader.sync()
+        fills = await trader.broker_fills()
+        [trip] = await trader.trades()
+        assert trip["direction"] == "SHORT" and trip["strategy"] == "strangle"
+        assert trip["exit_reason"] == "stop_loss"
+        assert (
+            Decimal(str(trip["realised_pnl"])) == (fill_price(fills, sold) - fill_price(fills, bought)) * 75
+        )
+
+    async def test_partial_fills_leave_an_open_remainder(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        await trader.order("TCS", "BUY", 10)
+        move_clocks(60)
+        await trader.order("TCS", "BUY", 5)
+        move_clocks(60)
+        await trader.order("TCS", "SELL", 12)
+        assert (await trader.sync())["trades_closed"] == 2
+        trades = await trader.trades()
+        closed = sorted(t["quantity"] for t in trades if t["status"] == "closed")
+        still_open = [t["quantity"] for t in trades if t["status"] == "open"]
+        assert closed == [2, 10] and still_open == [3]
+        assert [t["quantity"] for t in await trader.trades(status="open")] == [3]
+        # Selling the rest later closes the remainder without duplicating anything.
+        move_clocks(60)
+        await trader.order("TCS", "SELL", 3)
+        assert await trader.sync() == {"fills_new": 1, "trades_closed": 1}
+        assert await trader.trades(status="open") == []
+        assert sum(t["quantity"] for t in await trader.trades(status="closed")) == 15  # type: ignore[misc]
+
+    async def test_concurrent_syncs_store_everything_once(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        for _ in range(5):
+            await trader.order("SBIN", "BUY", 4)
+            move_clocks(30)
+            await trader.order("SBIN", "SELL", 4)
+            move_clocks(30)
+        results = await asyncio.gather(*(trader.api.post("/api/sync", json={}) for _ in range(3)))
+        assert all(r.status_code == 200 for r in results), [r.text for r in results]
+        assert sum(r.json()["fills_new"] for r in results) == 10
+        assert sum(r.json()["trades_closed"] for r in results) == 5
+        assert len(await trader.trades()) == 5
+
+    async def test_bad_body_is_422_and_future_day_400(self, make_trader: MakeTrader) -> None:
+        trader = await make_trader()
+        assert (await trader.api.post("/api/sync", json={"day": "yesterday"})).status_code == 422
+        response = await trader.api.post("/api/sync", json={"day": "2031-01-01"})
+        assert response.status_code == 400 and "day" in response.json()["detail"]
+
+    async def test_csrf_is_required(self, make_trader: MakeTrader) -> None:
+        trader = await make_trader()
+        del trader.api.headers["X-CSRF-Token"]
+        assert (await trader.api.post("/api/sync", json={})).status_code == 403
+
+
+class TestTradesList:
+    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/api/trades")).status_code == 401
+
+    async def test_pages_are_stable_while_new_rows_arrive(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        await round_trips(trader, move_clocks, 7)
+        await trader.sync()
+        first = (await trader.api.get("/api/trades", params={"limit": 3})).json()
+        assert len(first["items"]) == 3 and first["next_cursor"]
+        # New executions land between two page reads: the next page neither repeats nor skips.
+        await round_trips(trader, move_clocks, 2, symbol="SBIN")
+        await trader.sync()
+        seen = [t["id"] for t in first["items"]]
+        cursor = first["next_cursor"]
+        while cursor:
+            page = (await trader.api.get("/api/trades", params={"limit": 3, "cursor": cursor})).json()
+            seen += [t["id"] for t in page["items"]]
+            cursor = page["next_cursor"]
+        assert len(seen) == len(set(seen)) == 7
+        assert seen == sorted(seen, reverse=True)
+        assert len(await trader.trades()) == 9
+
+    async def test_filters(self, make_trader: MakeTrader, move_clocks: Callable[[float], None]) -> None:
+        trader = await make_trader()
+        await round_trips(trader, move_clocks, 2, symbol="INFY")
+        await round_trips(trader, move_clocks, 1, symbol="TCS")
+        await trader.order("TCS", "BUY", 1)
+        await trader.sync()
+        assert {t["tradingsymbol"] for t in await trader.trades(symbol="TCS")} == {"TCS"}
+        assert len(await trader.trades(symbol="infy")) == 2
+        assert [t["status"] for t in await trader.trades(status="open")] == ["open"]
+        today = "2026-11-30"
+        assert len(await trader.trades(**{"from": today, "to": today})) == 4
+        assert await trader.trades(**{"from": "2026-11-01", "to": "2026-11-29"}) == []
+
+    @pytest.mark.parametrize(
+        ("params", "status", "words"),
+        [
+            ({"from": "2026-12-05", "to": "2026-12-01"}, 400, "after"),
+            ({"from": "1999-01-01", "to": "2026-11-30"}, 400, "2000"),
+            ({"from": "2010-01-01", "to": "2026-11-30"}, 400, "days"),
+            ({"cursor": "not-a-cursor"}, 400, "cursor"),
+            ({"cursor": "eyJiZWZvcmUiOiAieCJ9"}, 400, "cursor"),
+            ({"limit": 501}, 422, "limit"),
+            ({"limit": 0}, 422, "limit"),
+            ({"symbol": "NOSUCHSTOCK"}, 404, "NOSUCHSTOCK"),
+            ({"symbol": "bad;symbol"}, 400, "symbol"),
+            ({"status": "pending"}, 422, "status"),
+            ({"from": "yesterday"}, 422, "from"),
+        ],
+    )
+    async def test_bad_queries_get_clear_answers(
+        self, make_trader: MakeTrader, params: dict[str, object], status: int, words: str
+    ) -> None:
+        trader = await make_trader()
+        response = await trader.api.get("/api/trades", params=params)  # type: ignore[arg-type]
+        assert response.status_code == status, response.text
+        assert words.lower() in response.json()["detail"].lower()
+
+
+class TestTradesCsv:
+    async def test_csv_has_the_same_rows_as_json(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        await round_trips(trader, move_clocks, 4)
+        await trader.order("TCS", "SELL", 2)
+        await trader.sync()
+        response = await trader.api.get("/api/trades.csv", params={"from": "2026-11-30", "to": "2026-11-30"})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/csv")
+        assert "attachment" in response.headers["content-disposition"]
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        items = await trader.trades(**{"from": "2026-11-30", "to": "2026-11-30"})
+        assert len(rows) == len(items) == 5
+        for row, item in zip(rows, items, strict=True):
+            assert row == {k: "" if v is None else str(v) for k, v in item.items()}
+
+    async def test_anonymous_and_bad_range(self, client: httpx.AsyncClient, make_trader: MakeTrader) -> None:
+        assert (await client.get("/api/trades.csv")).status_code == 401
+        trader = await make_trader()
+        bad = await trader.api.get("/api/trades.csv", params={"from": "2026-12-02", "to": "2026-12-01"})
+        assert bad.status_code == 400
+
+
+class TestIstDays:
+    async def test_a_fill_at_2330_utc_counts_on_the_next_ist_day(
+        self,
+        make_trader: MakeTrader,
+        set_clocks: Callable[[datetime], None],
+        move_clocks: Callable[[float], None],
+    ) -> None:
+        trader = await make_trader()
+        set_clocks(datetime(2026, 11, 30, 23, 30, tzinfo=UTC))  # 05:00 IST on 1 December
+        await trader.order("INFY", "BUY", 1)
+        move_clocks(60)
+        await trader.order("INFY", "SELL", 1)
+        await trader.sync()
+        [trip] = await trader.trades()
+        assert trip["day"] == "2026-12-01"
+        assert await trader.trades(**{"from": "2026-11-30", "to": "2026-11-30"}) == []
+        summary = (await trader.api.get("/api/pnl/summary")).json()
+        assert summary["as_of"] == "2026-12-01"
+        assert Decimal(summary["day"]) == Decimal(str(trip["realised_pnl"]))
+
+
+class TestPnlAndStats:
+    async def test_summary_cumulative_and_stats_agree_with_the_trades(
+        self,
+        make_trader: MakeTrader,
+        move_clocks: Callable[[float], None],
+        set_clocks: Callable[[datetime], None],
+    ) -> None:
+        trader = await make_trader()
+        rng = random.Random(11)
+        start = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)  # Monday of the previous week, 09:30 IST
+        for offset in (0, 1, 3, 7):  # Mon, Tue, Thu of last week, then this Monday
+            set_clocks(start + timedelta(days=offset))
+            for _ in range(4):
+                symbol = rng.choice(["INFY", "TCS", "SBIN", "RELIANCE"])
+                side, back = rng.choice([("BUY", "SELL"), ("SELL", "BUY")])
+                quantity = rng.randint(1, 20)
+                await trader.order(symbol, side, quantity)
+                move_clocks(rng.randint(5, 60) * 60)
+                await trader.order(symbol, back, quantity)
+                move_clocks(60)
+            await trader.sync()
+        closed = [t for t in await trader.trades() if t["status"] == "closed"]
+        assert len(closed) == 16
+        pairs = [(datetime.fromisoformat(str(t["exit_at"])), Decimal(str(t["realised_pnl"]))) for t in closed]
+        oracle = daily_stats(pairs)
+
+        stats = (
+            await trader.api.get("/api/stats/daily", params={"from": "2026-11-01", "to": "2026-11-30"})
+        ).json()
+        assert [row["day"] for row in stats] == [d.day.isoformat() for d in oracle]
+        for row, expected in zip(stats, oracle, strict=True):
+            assert row["trades"] == expected.trades and row["wins"] == expected.wins
+            assert row["losses"] == expected.losses
+            for field in ("win_rate", "gross_profit", "gross_loss", "net", "max_drawdown"):
+                assert Decimal(row[field]) == getattr(expected, field), field
+
+        cumulative = (
+            await trader.api.get("/api/pnl/cumulative", params={"from": "2026-11-01", "to": "2026-11-30"})
+        ).json()
+        running = Decimal(0)
+        for point, expected in zip(cumulative, oracle, strict=True):
+            running += expected.net
+            assert point["day"] == expected.day.isoformat()
+            assert Decimal(point["net"]) == expected.net and Decimal(point["cumulative"]) == running
+
+        summary = (await trader.api.get("/api/pnl/summary")).json()
+        today = date(2026, 11, 30)
+        by_day = {d.day: d.net for d in oracle}
+        total = sum(by_day.values(), Decimal(0))
+        assert summary["as_of"] == "2026-11-30"
+        assert Decimal(summary["day"]) == by_day.get(today, Decimal(0))
+        assert Decimal(summary["week"]) == by_day.get(today, Decimal(0))  # the week began this Monday
+        assert Decimal(summary["month"]) == Decimal(summary["year"]) == Decimal(summary["all_time"]) == total
+
+    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
+        for path in ("/api/pnl/summary", "/api/pnl/cumulative", "/api/stats/daily"):
+            assert (await client.get(path)).status_code == 401
+
+    async def test_bad_ranges(self, make_trader: MakeTrader) -> None:
+        trader = await make_trader()
+        for path in ("/api/pnl/cumulative", "/api/stats/daily"):
+            response = await trader.api.get(path, params={"from": "2026-11-30", "to": "2026-01-01"})
+            assert response.status_code == 400
+
+
+class TestPositions:
+    async def test_live_positions_with_unrealised_pnl(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        await trader.order("INFY", "BUY", 10)
+        move_clocks(1800)
+        response = await trader.api.get("/api/positions")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        [infy] = [p for p in body["items"] if p["tradingsymbol"] == "INFY"]
+        assert infy["quantity"] == 10
+        unrealised = (Decimal(infy["last_price"]) - Decimal(infy["average_price"])) * 10
+        assert abs(Decimal(infy["unrealised"]) - unrealised) < Decimal("0.01")
+        assert Decimal(body["total_pnl"]) == sum(Decimal(p["pnl"]) for p in body["items"])
+
+    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/api/positions")).status_code == 401
+
+
+class TestRisk:
+    async def test_limit_used_and_blocked(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        assert (await trader.api.get("/api/risk")).json() == {
+            "daily_loss_limit": None,
+            "daily_loss_used": "0",
+            "trading_blocked": False,
+        }
+        # Lose money on purpose until today's realised P&L is negative.
+        for _ in range(20):
+            await trader.order("RELIANCE", "BUY", 50)
+            move_clocks(60)
+            await trader.order("RELIANCE", "SELL", 50)
+            move_clocks(60)
+            await trader.sync()
+            if Decimal((await trader.api.get("/api/risk")).json()["daily_loss_used"]) > 0:
+                break
+        used = Decimal((await trader.api.get("/api/risk")).json()["daily_loss_used"])
+        assert used > 0
+        roomy = await trader.api.put("/api/risk", json={"daily_loss_limit": str(used + 1000)})
+        assert roomy.status_code == 200 and roomy.json()["trading_blocked"] is False
+        tight = await trader.api.put(
+            "/api/risk", json={"daily_loss_limit": str((used / 2).quantize(Decimal("0.01")))}
+        )
+        assert tight.json()["trading_blocked"] is True
+        cleared = await trader.api.put("/api/risk", json={"daily_loss_limit": None})
+        assert cleared.json()["daily_loss_limit"] is None and cleared.json()["trading_blocked"] is False
+
+    @pytest.mark.parametrize(
+        "body", [{"daily_loss_limit": -5}, {"daily_loss_limit": "abc"}, {}, {"limit": 5}]
+    )
+    async def test_bad_bodies_are_422(self, make_trader: MakeTrader, body: dict[str, object]) -> None:
+        trader = await make_trader()
+        assert (await trader.api.put("/api/risk", json=body)).status_code == 422
+
+    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/api/risk")).status_code == 401
+        assert (await client.put("/api/risk", json={"daily_loss_limit": 5})).status_code == 401
