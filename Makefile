@@ -35,6 +35,7 @@ test: venv services lint
 
 bench: venv services
 	$(PY) bench/auth_status.py
+	$(PY) bench/trading.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tradedesk.db*
