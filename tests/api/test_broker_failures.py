@@ -141,3 +141,42 @@ async def test_positions_garbage_is_502(
     response = await client.get("/api/positions")
     assert response.status_code == 502
     assert json.loads(response.text)["error"] == "BrokerUnavailable"
+
+
+async def test_a_late_arriving_older_fill_rebuilds_fifo_order(
+    broker_with: Callable[[Handler], httpx.AsyncClient], sign_in: object
+) -> None:
+    """The broker reports a fill older than ones already matched: the instrument is replayed in time order."""
+
+    def fill(trade_id: str, side: str, price: float, at: str) -> dict[str, object]:
+        return {
+            **GOOD_TRADE,
+            "trade_id": trade_id,
+            "order_id": "O" + trade_id,
+            "transaction_type": side,
+            "average_price": price,
+            "quantity": 5,
+            "fill_timestamp": at,
+        }
+
+    later_buy = fill("T2", "BUY", 110.0, "2026-11-30 10:30:00")
+    sell = fill("T3", "SELL", 120.0, "2026-11-30 10:40:00")
+    early_buy = fill("T1", "BUY", 100.0, "2026-11-30 10:00:00")
+    answers = [[later_buy, sell], [early_buy, later_buy, sell]]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/orders":
+            return kite_ok([])
+        return kite_ok(answers[0])
+
+    client = broker_with(handler)
+    await sign_in(client)  # type: ignore[operator]
+    assert (await client.post("/api/sync", json={})).json() == {"fills_new": 2, "trades_closed": 1}
+    first = (await client.get("/api/trades", params={"status": "closed"})).json()["items"]
+    assert [t["entry_price"] for t in first] == ["110.0000"]
+    answers.pop(0)
+    assert (await client.post("/api/sync", json={})).json() == {"fills_new": 1, "trades_closed": 0}
+    closed = (await client.get("/api/trades", params={"status": "closed"})).json()["items"]
+    still_open = (await client.get("/api/trades", params={"status": "open"})).json()["items"]
+    assert [(t["entry_price"], t["realised_pnl"]) for t in closed] == [("100.0000", "100.0000")]
+    assert [(t["entry_price"], t["quantity"]) for t in still_open] == [("110.0000", 5)]

@@ -109,6 +109,17 @@ class TradeRepository(BrokerScopedRepository[Trade]):
         )
         return list((await self.db.scalars(statement.order_by(Trade.entry_at, Trade.id))).all())
 
+    async def count_closed(self, key: InstrumentKey) -> int:
+        exchange, symbol, product = key
+        statement = select(func.count()).where(
+            Trade.broker_id == self.broker_id,
+            Trade.exchange == exchange,
+            Trade.tradingsymbol == symbol,
+            Trade.product == product,
+            Trade.status == "closed",
+        )
+        return int(await self.db.scalar(statement) or 0)
+
     async def delete_instrument(self, key: InstrumentKey) -> None:
         exchange, symbol, product = key
         await self.db.execute(

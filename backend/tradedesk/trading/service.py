@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +36,7 @@ def broker_credentials(app: AppState, record: SessionRecord) -> BrokerCredential
         ) from exc
 
 
-def _fill_row(trade: KiteTrade, order: KiteOrder | None, *, now: Any) -> dict[str, Any]:
+def _fill_row(trade: KiteTrade, order: KiteOrder | None, *, now: datetime) -> dict[str, Any]:
     return {
         "trade_id": trade.trade_id,
         "order_id": trade.order_id,
@@ -153,6 +153,8 @@ async def sync_fills(
         seen_until = await fills.latest_before(key, excluding=new_ids)
         if seen_until is not None and executions[0].at < seen_until:
             # A fill older than ones already matched: FIFO order changed, so replay the instrument.
+            # Trips closed before count as closed already; only the difference is news.
+            closed_total -= await repo.count_closed(key)
             await repo.delete_instrument(key)
             existing: list[Trade] = []
             executions = sorted((_execution(f) for f in await fills.all_for(key)), key=execution_order)
