@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -83,9 +84,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Everything built so far lives as long as the process: keep it out of the collector's full
+        # passes, which otherwise walk it every time and show up as 30-50 ms pauses under load.
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             await state.kite.aclose()
             await state.sessions.store.close()
             await state.engine.dispose()

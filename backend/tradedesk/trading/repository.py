@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, insert, select, update
+from sqlalchemy import Select, and_, case, delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tradedesk.kit.calendar import Periods
@@ -147,7 +147,8 @@ class TradeRepository(BrokerScopedRepository[Trade]):
         )
 
     def _closed(self) -> Any:
-        return and_(Trade.broker_id == self.broker_id, Trade.status == "closed")
+        # A constant, not a bound parameter: a reused prepared plan can then still use the partial index.
+        return and_(Trade.broker_id == self.broker_id, Trade.status == literal_column("'closed'"))
 
     async def pnl_summary(self, periods: Periods) -> dict[str, Decimal]:
         def since(start: date) -> Any:
