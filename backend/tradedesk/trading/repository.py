@@ -18,6 +18,11 @@ from tradedesk.models import Fill, RiskSettings, Trade
 InstrumentKey = tuple[str, str, str]  # exchange, tradingsymbol, product
 
 
+def _is_instrument(model: type[Fill] | type[Trade], key: InstrumentKey) -> Any:
+    exchange, symbol, product = key
+    return and_(model.exchange == exchange, model.tradingsymbol == symbol, model.product == product)
+
+
 class FillRepository(BrokerScopedRepository[Fill]):
     model = Fill
 
@@ -36,12 +41,8 @@ class FillRepository(BrokerScopedRepository[Fill]):
         return list((await self.db.scalars(statement)).all())
 
     async def latest_before(self, key: InstrumentKey, *, excluding: set[int]) -> datetime | None:
-        exchange, symbol, product = key
         statement = select(func.max(Fill.filled_at)).where(
-            Fill.broker_id == self.broker_id,
-            Fill.exchange == exchange,
-            Fill.tradingsymbol == symbol,
-            Fill.product == product,
+            Fill.broker_id == self.broker_id, _is_instrument(Fill, key)
         )
         if excluding:
             statement = statement.where(Fill.id.not_in(excluding))
@@ -49,10 +50,7 @@ class FillRepository(BrokerScopedRepository[Fill]):
         return found
 
     async def all_for(self, key: InstrumentKey) -> list[Fill]:
-        exchange, symbol, product = key
-        statement = self.base_select().where(
-            Fill.exchange == exchange, Fill.tradingsymbol == symbol, Fill.product == product
-        )
+        statement = self.base_select().where(_is_instrument(Fill, key))
         return list((await self.db.scalars(statement.order_by(Fill.filled_at, Fill.trade_id))).all())
 
 
@@ -100,35 +98,18 @@ class TradeRepository(BrokerScopedRepository[Trade]):
         return await self.db.scalar(statement.limit(1)) is not None
 
     async def open_lots(self, key: InstrumentKey) -> list[Trade]:
-        exchange, symbol, product = key
-        statement = self.base_select().where(
-            Trade.exchange == exchange,
-            Trade.tradingsymbol == symbol,
-            Trade.product == product,
-            Trade.status == "open",
-        )
+        statement = self.base_select().where(_is_instrument(Trade, key), Trade.status == "open")
         return list((await self.db.scalars(statement.order_by(Trade.entry_at, Trade.id))).all())
 
     async def count_closed(self, key: InstrumentKey) -> int:
-        exchange, symbol, product = key
         statement = select(func.count()).where(
-            Trade.broker_id == self.broker_id,
-            Trade.exchange == exchange,
-            Trade.tradingsymbol == symbol,
-            Trade.product == product,
-            Trade.status == "closed",
+            Trade.broker_id == self.broker_id, _is_instrument(Trade, key), Trade.status == "closed"
         )
         return int(await self.db.scalar(statement) or 0)
 
     async def delete_instrument(self, key: InstrumentKey) -> None:
-        exchange, symbol, product = key
         await self.db.execute(
-            delete(Trade).where(
-                Trade.broker_id == self.broker_id,
-                Trade.exchange == exchange,
-                Trade.tradingsymbol == symbol,
-                Trade.product == product,
-            )
+            delete(Trade).where(Trade.broker_id == self.broker_id, _is_instrument(Trade, key))
         )
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
