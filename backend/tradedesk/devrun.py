@@ -44,6 +44,16 @@ def main() -> int:
             str(spa_dir),
         ],
     }
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    # Installed explicitly: a launcher started in the background inherits an ignored SIGINT, and SIGTERM
+    # (from a supervisor) must stop the children too.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     procs = {name: subprocess.Popen(cmd, env=env, cwd=ROOT) for name, cmd in commands.items()}  # noqa: S603
     time.sleep(1.5)
     print(
@@ -55,13 +65,13 @@ def main() -> int:
         flush=True,
     )
     try:
-        while all(p.poll() is None for p in procs.values()):
-            time.sleep(0.5)
+        while not stopping and all(p.poll() is None for p in procs.values()):
+            time.sleep(0.2)
+        if stopping:
+            return 0
         dead = [name for name, p in procs.items() if p.poll() is not None]
         print(f"stopped: {', '.join(dead)} exited", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 0
     finally:
         for p in procs.values():
             if p.poll() is None:
