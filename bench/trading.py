@@ -951,7 +951,12 @@ async def run(args: argparse.Namespace, database: str) -> dict[str, Any]:
     kitesim = create_kitesim(
         KitesimSettings(_env_file=None, redirect_url=f"{API_BASE}/api/auth/callback", start_at=NOW)
     )
-    settings = make_settings(dsn(database, user=APP_ROLE, driver="postgresql+asyncpg"), redis_prefix=prefix)
+    # Every sampled user signs in from this one address: lift the per-address sign-in limit.
+    settings = make_settings(
+        dsn(database, user=APP_ROLE, driver="postgresql+asyncpg"),
+        redis_prefix=prefix,
+        signin_rate_limit=100_000,
+    )
     app = create_app(settings, clock=clock, kite_transport=httpx.ASGITransport(app=kitesim))
     kite = httpx.AsyncClient(transport=httpx.ASGITransport(app=kitesim), base_url=KITE_BASE)
     browsers: list[Browser] = []

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     session_idle_timeout_s: int = Field(default=24 * 3600, ge=60)
     session_absolute_timeout_s: int = Field(default=7 * 24 * 3600, ge=60)
     session_touch_interval_s: int = Field(default=60, ge=1)
+    # Sign-in attempts per client IP per window: each one costs a call to the broker.
+    signin_rate_limit: int = Field(default=30, ge=1)
+    signin_rate_window_s: int = Field(default=600, ge=1)
     pending_signin_ttl_s: int = Field(default=600, ge=30, le=3600)
     device_cookie_max_age_s: int = 400 * 24 * 3600
 

@@ -88,6 +88,13 @@ class Conflict(AppError):
     status_code = 409
 
 
+class TooManyRequests(AppError):
+    status_code = 429
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_s))})
+
+
 class UnsupportedMediaType(AppError):
     status_code = 415
     default_detail = "Send the request body as JSON (Content-Type: application/json)."

@@ -18,6 +18,7 @@ from tradedesk.db import create_engine, create_sessionmaker
 from tradedesk.errors import install_error_handlers
 from tradedesk.kit.clock import Clock, SystemClock
 from tradedesk.kit.crypto import CredentialCipher
+from tradedesk.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from tradedesk.kit.signing import CookieSigner
 from tradedesk.middleware import RequestGuardMiddleware, ResponseHardeningMiddleware
 from tradedesk.ops.router import router as ops_router
@@ -70,6 +71,9 @@ def build_state(
         cipher=cipher,
         device_signer=CookieSigner(keys, salt="tradedesk.device"),
         signin_signer=CookieSigner(keys, salt="tradedesk.signin"),
+        rate_limiter=RedisRateLimiter(redis, prefix=settings.redis_key_prefix)
+        if redis
+        else MemoryRateLimiter(),
     )
 
 

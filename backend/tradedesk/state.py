@@ -11,6 +11,7 @@ from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.config import Settings
 from tradedesk.kit.clock import Clock
 from tradedesk.kit.crypto import CredentialCipher
+from tradedesk.kit.ratelimit import RateLimiter
 from tradedesk.kit.signing import CookieSigner
 from tradedesk.sessions.service import SessionService
 
@@ -27,3 +28,4 @@ class AppState:
     cipher: CredentialCipher
     device_signer: CookieSigner
     signin_signer: CookieSigner
+    rate_limiter: RateLimiter

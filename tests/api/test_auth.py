@@ -297,7 +297,7 @@ class TestStatus:
         await sign_in(client)
         value = str(session_cookie(client))
         client.cookies.set(
-            "tradedesk", value[:-2] + ("AA" if not value.endswith("AA") else "BB"), domain="api.test"
+            "tradedesk", value[:-10] + ("A" if value[-10] != "A" else "B") + value[-9:], domain="api.test"
         )
         assert (await client.get("/api/auth/status")).json()["authenticated"] is False
 
@@ -657,3 +657,27 @@ class TestHealth:
         ]["schema"]
         assert status_schema == {"$ref": "#/components/schemas/AuthStatus"}
         assert "SessionCookie" in spec["components"]["securitySchemes"]
+
+
+class TestSignInRateLimit:
+    async def test_too_many_attempts_from_one_address_are_429(
+        self, api: object, new_client: ClientFactory
+    ) -> None:
+        api.state.td.settings.signin_rate_limit = 3  # type: ignore[attr-defined]
+        client = new_client()
+        body = {"api_key": DEMO_API_KEY, "api_secret": "wrong", "request_token": "nope"}
+        for _ in range(3):
+            assert (await client.post("/api/auth/authenticate", json=body)).status_code == 401
+        blocked = await client.post("/api/auth/login", json={"api_key": DEMO_API_KEY, "api_secret": "s"})
+        assert blocked.status_code == 429
+        assert blocked.json()["error"] == "TooManyRequests"
+        assert 1 <= int(blocked.headers["retry-after"]) <= 600
+        other = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api, client=("198.51.100.9", 1)),  # type: ignore[arg-type]
+            base_url="http://api.test",
+            headers={"Origin": SPA_ORIGIN},
+        )
+        assert (
+            await other.post("/api/auth/login", json={"api_key": DEMO_API_KEY, "api_secret": "s"})
+        ).status_code == 200
+        await other.aclose()

@@ -6,7 +6,7 @@ import secrets
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from tradedesk.auth import service
@@ -27,6 +27,7 @@ from tradedesk.errors import (
     ErrorBody,
     SessionNotFound,
     SignInRejected,
+    TooManyRequests,
     ValidationErrorBody,
 )
 from tradedesk.sessions.dependencies import CurrentSession, OptionalSession, State, client_ip
@@ -38,6 +39,7 @@ router = APIRouter(prefix="/api/auth", tags=["auth"])
 _ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorBody, "description": "No session, or the broker rejected the sign-in"},
     403: {"model": ErrorBody, "description": "Origin or CSRF check failed"},
+    429: {"model": ErrorBody, "description": "Too many sign-in attempts; see Retry-After"},
     422: {"model": ValidationErrorBody, "description": "A field is missing or has the wrong type"},
 }
 
@@ -90,6 +92,22 @@ def _clear_session_cookie(response: Response, app: AppState) -> None:
 _CALLBACK_PATH = "/api/auth/callback"
 
 
+async def limit_sign_in_attempts(request: Request, app: State) -> None:
+    retry_after = await app.rate_limiter.hit(
+        f"signin:{client_ip(request) or 'unknown'}",
+        limit=app.settings.signin_rate_limit,
+        window_s=app.settings.signin_rate_window_s,
+    )
+    if retry_after is not None:
+        raise TooManyRequests(
+            f"Too many sign-in attempts from this address; try again in {retry_after} seconds.",
+            retry_after_s=retry_after,
+        )
+
+
+SignInAttempt = Depends(limit_sign_in_attempts)
+
+
 # First in the table: the SPA polls it, and routes are matched in order.
 @router.get("/status", response_model=AuthStatus, operation_id="auth-status")
 async def auth_status(request: Request, record: OptionalSession) -> Response:
@@ -98,7 +116,13 @@ async def auth_status(request: Request, record: OptionalSession) -> Response:
     return Response(body.model_dump_json(), media_type="application/json")
 
 
-@router.post("/login", response_model=LoginResponse, operation_id="auth-login", responses=_ERRORS)
+@router.post(
+    "/login",
+    response_model=LoginResponse,
+    operation_id="auth-login",
+    responses=_ERRORS,
+    dependencies=[SignInAttempt],
+)
 async def login(body: LoginRequest, response: Response, app: State) -> LoginResponse:
     """Start the redirect sign-in: returns the broker's login URL and binds `state` to this browser."""
     login_url, state = await service.start_redirect_sign_in(
@@ -179,7 +203,13 @@ async def callback(
     return redirect
 
 
-@router.post("/authenticate", response_model=AuthStatus, operation_id="auth-authenticate", responses=_ERRORS)
+@router.post(
+    "/authenticate",
+    response_model=AuthStatus,
+    operation_id="auth-authenticate",
+    responses=_ERRORS,
+    dependencies=[SignInAttempt],
+)
 async def authenticate(
     body: AuthenticateRequest,
     request: Request,
@@ -201,7 +231,11 @@ async def authenticate(
 
 
 @router.post(
-    "/set-access-token", response_model=AuthStatus, operation_id="auth-set_access_token", responses=_ERRORS
+    "/set-access-token",
+    response_model=AuthStatus,
+    operation_id="auth-set_access_token",
+    responses=_ERRORS,
+    dependencies=[SignInAttempt],
 )
 async def set_access_token(
     body: SetAccessTokenRequest,
