@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
 import json
 import math
 import os
@@ -49,15 +48,17 @@ from tests.api.conftest import Trader  # noqa: E402
 from tests.conftest import (  # noqa: E402
     API_BASE,
     APP_ROLE,
-    DEMO_API_KEY,
-    DEMO_API_SECRET,
     KITE_BASE,
     PG_ADMIN_DSN,
     REDIS_URL,
     SPA_ORIGIN,
+    create_database_with_app_role,
+    drop_database,
+    kite_access_token,
     make_settings,
     migrate,
-    request_token_for,
+    register_broker_user,
+    sign_in_through,
 )
 from tradedesk.kit.calendar import ist_day  # noqa: E402
 from tradedesk.kit.clock import ManualClock  # noqa: E402
@@ -497,27 +498,9 @@ def dsn(database: str, *, user: str = "postgres", driver: str = "postgresql") ->
     return f"{driver}://{user}@{host}/{database}"
 
 
-async def admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def create_database(name: str) -> None:
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    asyncio.run(
-        admin(
-            f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; "
-            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
-        )
-    )
+    create_database_with_app_role(name)
     migrate(dsn(name, driver="postgresql+asyncpg"), app_role=APP_ROLE)
-
-
-def drop_database(name: str) -> None:
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @dataclass(slots=True)
@@ -633,38 +616,13 @@ def browser_client(api: Any) -> httpx.AsyncClient:
 
 
 async def register(kite: httpx.AsyncClient, user_id: str) -> None:
-    response = await kite.post(
-        "/sim/users",
-        json={
-            "user_id": user_id,
-            "user_name": f"Bench Trader {user_id[-4:]}",
-            "email": f"{user_id.lower()}@example.com",
-            "password": "demo",
-        },
-    )
-    assert response.status_code == 201, response.text
+    assert await register_broker_user(kite, user_id, f"Bench Trader {user_id[-4:]}") == 201
 
 
 async def sign_in(api: Any, kite: httpx.AsyncClient, user_id: str) -> httpx.AsyncClient:
     client = browser_client(api)
-    token = await request_token_for(kite, user_id)
-    response = await client.post(
-        "/api/auth/authenticate",
-        json={"api_key": DEMO_API_KEY, "api_secret": DEMO_API_SECRET, "request_token": token},
-    )
-    assert response.status_code == 200, response.text
-    client.headers["X-CSRF-Token"] = str(response.json()["csrf_token"])
+    await sign_in_through(client, kite, user_id)
     return client
-
-
-async def kite_access_token(kite: httpx.AsyncClient, user_id: str) -> str:
-    token = await request_token_for(kite, user_id)
-    checksum = hashlib.sha256(f"{DEMO_API_KEY}{token}{DEMO_API_SECRET}".encode()).hexdigest()
-    answer = await kite.post(
-        "/session/token", data={"api_key": DEMO_API_KEY, "request_token": token, "checksum": checksum}
-    )
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["data"]["access_token"])
 
 
 async def deep_cursors(database: str, user_ids: list[str]) -> dict[str, tuple[str, int]]:

@@ -4,6 +4,7 @@ prefix, kitesim in process, and an API client that signs in through the real cha
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 import uuid
@@ -57,31 +58,40 @@ def migrate(url: str, *, app_role: str | None = None) -> None:
     command.upgrade(config, "head")
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run, migrated to head; dropped afterwards."""
-    name = f"tradedesk_test_{uuid.uuid4().hex[:10]}"
+async def pg_admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+def create_database_with_app_role(name: str) -> None:
+    """An empty database, and the app role (created once per cluster, then reused)."""
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     asyncio.run(
-        admin(
+        pg_admin(
             f"DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; "
             "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
         )
     )
+
+
+def drop_database(name: str) -> None:
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated to head; dropped afterwards."""
+    name = f"tradedesk_test_{uuid.uuid4().hex[:10]}"
+    create_database_with_app_role(name)
     url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
     try:
         migrate(url, app_role=APP_ROLE)
         yield url
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(name)
 
 
 def as_app_role(owner_url: str) -> str:
@@ -227,17 +237,50 @@ async def request_token_for(
 SignIn = Callable[..., Awaitable[dict[str, object]]]
 
 
+async def sign_in_through(
+    client: httpx.AsyncClient, kite_client: httpx.AsyncClient, user_id: str
+) -> dict[str, object]:
+    """The real chain: kitesim's login form, then /api/auth/authenticate; keeps the CSRF token on the client."""
+    token = await request_token_for(kite_client, user_id)
+    response = await client.post(
+        "/api/auth/authenticate",
+        json={"api_key": DEMO_API_KEY, "api_secret": DEMO_API_SECRET, "request_token": token},
+    )
+    assert response.status_code == 200, response.text
+    status: dict[str, object] = response.json()
+    client.headers["X-CSRF-Token"] = str(status["csrf_token"])
+    return status
+
+
+async def kite_access_token(kite_client: httpx.AsyncClient, user_id: str) -> str:
+    """An access token of the user's own, straight from the broker (as another Kite app of theirs would hold)."""
+    token = await request_token_for(kite_client, user_id)
+    checksum = hashlib.sha256(f"{DEMO_API_KEY}{token}{DEMO_API_SECRET}".encode()).hexdigest()
+    answer = await kite_client.post(
+        "/session/token", data={"api_key": DEMO_API_KEY, "request_token": token, "checksum": checksum}
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["data"]["access_token"])
+
+
+async def register_broker_user(kite_client: httpx.AsyncClient, user_id: str, user_name: str) -> int:
+    """Adds a broker account to kitesim (password ``demo``); returns the status (201, or 409 when taken)."""
+    response = await kite_client.post(
+        "/sim/users",
+        json={
+            "user_id": user_id,
+            "user_name": user_name,
+            "email": f"{user_id.lower()}@example.com",
+            "password": "demo",
+        },
+    )
+    assert response.status_code in (201, 409), response.text
+    return response.status_code
+
+
 @pytest.fixture
 def sign_in(kite_client: httpx.AsyncClient) -> SignIn:
     async def do(client: httpx.AsyncClient, user_id: str = "DEMO01") -> dict[str, object]:
-        token = await request_token_for(kite_client, user_id)
-        response = await client.post(
-            "/api/auth/authenticate",
-            json={"api_key": DEMO_API_KEY, "api_secret": DEMO_API_SECRET, "request_token": token},
-        )
-        assert response.status_code == 200, response.text
-        status: dict[str, object] = response.json()
-        client.headers["X-CSRF-Token"] = str(status["csrf_token"])
-        return status
+        return await sign_in_through(client, kite_client, user_id)
 
     return do

@@ -4,7 +4,6 @@ together."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET, ClientFactory, SignIn, request_token_for
+from tests.conftest import DEMO_API_KEY, ClientFactory, SignIn, kite_access_token
 from tradedesk.kit.clock import ManualClock
 
 
@@ -93,13 +92,7 @@ def make_trader(new_client: ClientFactory, sign_in: SignIn, kite_client: httpx.A
     async def make(user_id: str = "DEMO01") -> Trader:
         api = new_client()
         await sign_in(api, user_id)
-        token = await request_token_for(kite_client, user_id)
-        checksum = hashlib.sha256(f"{DEMO_API_KEY}{token}{DEMO_API_SECRET}".encode()).hexdigest()
-        answer = await kite_client.post(
-            "/session/token", data={"api_key": DEMO_API_KEY, "request_token": token, "checksum": checksum}
-        )
-        assert answer.status_code == 200, answer.text
-        return Trader(user_id, api, kite_client, str(answer.json()["data"]["access_token"]))
+        return Trader(user_id, api, kite_client, await kite_access_token(kite_client, user_id))
 
     return make
 

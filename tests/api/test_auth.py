@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,6 +14,7 @@ from tests.conftest import (
     SPA_ORIGIN,
     ClientFactory,
     SignIn,
+    kite_access_token,
     request_token_for,
 )
 from tradedesk.kit.clock import ManualClock
@@ -31,16 +31,6 @@ async def stored_credentials(state: object, broker_id: str) -> object:
 
 def session_cookie(client: httpx.AsyncClient) -> str | None:
     return client.cookies.get("tradedesk")
-
-
-async def kite_access_token(kite_client: httpx.AsyncClient, user_id: str = "DEMO02") -> str:
-    token = await request_token_for(kite_client, user_id)
-    checksum = hashlib.sha256(f"{DEMO_API_KEY}{token}{DEMO_API_SECRET}".encode()).hexdigest()
-    response = await kite_client.post(
-        "/session/token", data={"api_key": DEMO_API_KEY, "request_token": token, "checksum": checksum}
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["data"]["access_token"])
 
 
 class TestLogin:

@@ -14,23 +14,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.api.conftest import MakeTrader, Trader
-from tests.conftest import APP_ROLE, as_app_role
+from tests.conftest import APP_ROLE, as_app_role, register_broker_user
 from tradedesk.kit.repository import bind_tenant
 from tradedesk.models import TENANT_TABLES
 
 
 async def add_broker_user(kite_client: httpx.AsyncClient, rng: random.Random) -> str:
     user_id = "".join(rng.choices(string.ascii_uppercase, k=2)) + "".join(rng.choices(string.digits, k=4))
-    response = await kite_client.post(
-        "/sim/users",
-        json={
-            "user_id": user_id,
-            "user_name": f"Trader {user_id}",
-            "email": f"{user_id.lower()}@example.com",
-            "password": "demo",
-        },
-    )
-    assert response.status_code in (201, 409), response.text
+    await register_broker_user(kite_client, user_id, f"Trader {user_id}")
     return user_id
 
 

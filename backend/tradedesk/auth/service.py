@@ -186,11 +186,8 @@ async def disconnect(app: AppState, db: AsyncSession, *, record: SessionRecord) 
     tokens: dict[str, BrokerCredentialsPlain] = {}
     for ciphertext in ciphertexts:
         try:
-            plain = json.loads(app.cipher.decrypt(ciphertext, broker_id=record.broker_id))
-            credentials = BrokerCredentialsPlain(
-                api_key=str(plain["api_key"]), access_token=str(plain["access_token"])
-            )
-        except (CredentialsDecryptError, ValueError, KeyError):
+            credentials = app.sessions.decrypt_credentials(ciphertext, broker_id=record.broker_id)
+        except CredentialsDecryptError:
             continue
         tokens[credentials.access_token] = credentials
     for credentials in tokens.values():

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from tradedesk.config import Settings
 from tradedesk.kit.clock import Clock
-from tradedesk.kit.crypto import CredentialCipher
+from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError
 from tradedesk.kit.signing import CookieSigner
 from tradedesk.sessions.record import SessionRecord, key_hash
 from tradedesk.sessions.store import SessionStore
@@ -58,9 +58,18 @@ class SessionService:
         plain = json.dumps({"api_key": credentials.api_key, "access_token": credentials.access_token})
         return self._cipher.encrypt(plain.encode("utf-8"), broker_id=broker_id)
 
+    def decrypt_credentials(self, ciphertext: str, *, broker_id: str) -> BrokerCredentialsPlain:
+        """Raises CredentialsDecryptError when no configured key opens it (or it is not ours)."""
+        try:
+            data = json.loads(self._cipher.decrypt(ciphertext, broker_id=broker_id))
+            return BrokerCredentialsPlain(
+                api_key=str(data["api_key"]), access_token=str(data["access_token"])
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CredentialsDecryptError("the credentials do not have the expected shape") from exc
+
     def credentials_of(self, record: SessionRecord) -> BrokerCredentialsPlain:
-        data = json.loads(self._cipher.decrypt(record.credentials_enc, broker_id=record.broker_id))
-        return BrokerCredentialsPlain(api_key=str(data["api_key"]), access_token=str(data["access_token"]))
+        return self.decrypt_credentials(record.credentials_enc, broker_id=record.broker_id)
 
     def _storage_expiry(self, record: SessionRecord) -> datetime:
         idle_end = record.last_seen_at + timedelta(seconds=self._settings.session_idle_timeout_s)
