@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrate bench venv services clean
+.PHONY: run test lint migrate bench mutate venv services clean
 
 venv: $(STAMP)
 
@@ -36,6 +36,11 @@ test: venv services lint
 bench: venv services
 	$(PY) bench/auth_status.py
 	$(PY) bench/trading.py
+
+# Sampled mutation testing of the critical modules (slow; not part of `make test`). Configs in mutation/.
+mutate: venv services
+	$(PY) -m pip install --quiet 'cosmic-ray>=8.7,<9'
+	$(PY) mutation/run.py $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tradedesk.db*

@@ -97,6 +97,7 @@ def main() -> int:
     kite = f"http://127.0.0.1:{kite_port}"
     env = {
         "TRADEDESK_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        "TRADEDESK_KEY_FILE": str(workdir / "keys.json"),
         "TRADEDESK_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "TRADEDESK_CORS_ORIGINS": SPA,
         "TRADEDESK_KITE_API_URL": kite,

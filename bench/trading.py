@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import math
 import os
@@ -63,6 +62,7 @@ from tests.conftest import (  # noqa: E402
 from tradedesk.kit.calendar import ist_day  # noqa: E402
 from tradedesk.kit.clock import ManualClock  # noqa: E402
 from tradedesk.main import create_app  # noqa: E402
+from tradedesk.trading.service import encode_cursor  # noqa: E402
 
 NOW = datetime(2026, 11, 30, 6, 30, tzinfo=UTC)  # 12:00 IST on a Monday
 TODAY = ist_day(NOW)
@@ -567,11 +567,6 @@ async def seed(database: str, seeder: Seeder) -> Dataset:
 
 
 # -- the API and its users -----------------------------------------------------------------------------------
-
-
-def encode_cursor(before: int) -> str:
-    """As the API encodes its cursors."""
-    return base64.urlsafe_b64encode(json.dumps({"before": before}).encode()).decode().rstrip("=")
 
 
 @dataclass(slots=True)

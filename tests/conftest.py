@@ -26,6 +26,7 @@ from kitesim.app import create_app as create_kitesim
 from kitesim.config import KitesimSettings
 from tradedesk.config import Settings
 from tradedesk.kit.clock import ManualClock
+from tradedesk.kit.crypto import generate_key
 from tradedesk.main import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,10 @@ TABLES = (
     "fills",
     "trades",
     "risk_settings",
+    "audit_events",
 )
+# Generated per test run: tests never fall back to a key file or to any key published with the code.
+TEST_ENCRYPTION_KEY = generate_key()
 # The role the API connects as: owns nothing, cannot bypass row-level security (cluster-wide, reused).
 APP_ROLE = "tradedesk_test_app"
 
@@ -149,6 +153,7 @@ def make_settings(database_url: str, *, redis_prefix: str | None, **overrides: o
         "kite_api_url": KITE_BASE,
         "kite_login_url": f"{KITE_BASE}/connect/login",
         "secret_keys": ["test-secret-key-0123456789abcdefghijklmnop"],
+        "encryption_keys": [TEST_ENCRYPTION_KEY],
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

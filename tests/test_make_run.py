@@ -35,6 +35,7 @@ def test_embedded_defaults_sign_in_end_to_end(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("TRADEDESK_", "KITESIM_"))}
     env |= {
         "TRADEDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'tradedesk.db'}",
+        "TRADEDESK_KEY_FILE": str(tmp_path / "keys.json"),
         "TRADEDESK_CORS_ORIGINS": f"http://127.0.0.1:{spa_port}",
         "TRADEDESK_PORT": str(api_port),
         "KITESIM_PORT": str(kite_port),
@@ -83,6 +84,9 @@ def test_embedded_defaults_sign_in_end_to_end(tmp_path: Path) -> None:
         launcher.send_signal(signal.SIGINT)
         output = launcher.communicate(timeout=30)[0].decode(errors="replace")
     assert "tradedesk is running" in output and f"{api}/docs" in output
+    # No keys configured: per-install keys were generated, privately, and the operator told where.
+    assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600
+    assert str(tmp_path / "keys.json") in output
     for url in (f"{api}/healthz", f"{kite}/sim/clock"):
         with pytest.raises(httpx.HTTPError):
             httpx.get(url, timeout=1)

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET, REDIS_URL, as_app_role
 from tests.procs import Proc, free_port, python_module
+from tradedesk.kit.crypto import generate_key
 
 pytestmark = pytest.mark.multiprocess
 
@@ -27,7 +28,9 @@ def topology(clean_database: str, redis_prefix: str) -> Iterator[dict[str, objec
         "TRADEDESK_REDIS_KEY_PREFIX": redis_prefix,
         "TRADEDESK_CORS_ORIGINS": SPA,
         "TRADEDESK_SPA_URL": SPA,
+        # Instances sharing a database and Redis share their keys explicitly (a key file is per install).
         "TRADEDESK_SECRET_KEYS": "multi-process-secret-" + uuid.uuid4().hex,
+        "TRADEDESK_ENCRYPTION_KEYS": generate_key(),
         "TRADEDESK_KITE_API_URL": kite,
         "TRADEDESK_KITE_LOGIN_URL": f"{kite}/connect/login",
         "KITESIM_REDIRECT_URL": f"http://127.0.0.1:{port_a}/api/auth/callback",

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Development-only keys: anyone can read them here, so production refuses them.
-DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # noqa: S105 - refused in production
-DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM"  # base64url of 32 bytes
+from tradedesk.kit.keys import InstallKeys, load_or_create_key_file
+
+# sha256 of the development keys this repository once shipped: anyone can read them, so they are
+# refused in every environment. Unconfigured keys come from a per-install key file (kit/keys.py).
+_PUBLISHED_KEY_SHA256 = frozenset(
+    {
+        "f7f126b1fd80175752c755e7fc88ef5570c519aebe7b7199599d0451667ad905",
+        "9965ced22417b6c21036953f168839a2307a27b4f296d7be1ebf1545fa3ae02d",
+    }
+)
+
+
+def is_published_key(key: str) -> bool:
+    return hashlib.sha256(key.strip().rstrip("=").encode("utf-8")).hexdigest() in _PUBLISHED_KEY_SHA256
 
 
 class Environment(StrEnum):
@@ -71,6 +84,29 @@ class Settings(BaseSettings):
     kite_login_url: str = "http://127.0.0.1:8100/connect/login"
     kite_timeout_s: float = Field(default=7.0, gt=0, le=60)
 
+    # Behind a reverse proxy: only peers in these CIDRs may say who the client is (X-Forwarded-For,
+    # X-Forwarded-Proto). Empty: the socket's peer is the client, whatever the headers say.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Host header values this API answers to; empty: the host of api_public_url, localhost and loopback.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    # Sign-in attempts per api_key per window, whatever address they come from; pending redirect
+    # sign-ins kept at once (each holds an encrypted api_secret until its callback or expiry).
+    signin_rate_limit_per_key: int = Field(default=60, ge=1)
+    pending_signin_max: int = Field(default=10_000, ge=10)
+    # /docs and /openapi.json: None means on in development, off in production.
+    docs_enabled: bool | None = None
+    # /metrics: served on this API only with `Authorization: Bearer <token>`, or on its own port.
+    metrics_token: SecretStr | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # One tradedesk.http line per request (method, route, status, duration, request id).
+    access_log: bool = True
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Development without configured keys: per-install random keys are generated into this file.
+    key_file: str = ".tradedesk-keys.json"
+
     agent_runtime: Literal["on", "off"] = "on"
     # FastAPI's native OpenTelemetry spans/metrics, exported by the providers OTEL_* configures.
     otel_enabled: bool = False
@@ -79,7 +115,7 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_lists(cls, data: object) -> object:
         if isinstance(data, dict):
-            for key in ("secret_keys", "encryption_keys", "cors_origins"):
+            for key in ("secret_keys", "encryption_keys", "cors_origins", "trusted_proxies", "allowed_hosts"):
                 if key in data:
                     data[key] = _split_list(data[key])
         return data
@@ -92,13 +128,16 @@ class Settings(BaseSettings):
             raise ValueError("TRADEDESK_CORS_ORIGINS must list origins explicitly; '*' cannot carry cookies")
         if self.session_idle_timeout_s > self.session_absolute_timeout_s:
             raise ValueError("the idle timeout cannot be longer than the absolute session lifetime")
+        if any(is_published_key(k.get_secret_value()) for k in [*self.secret_keys, *self.encryption_keys]):
+            raise ValueError(
+                "TRADEDESK_SECRET_KEYS / TRADEDESK_ENCRYPTION_KEYS hold a development key published with "
+                "tradedesk; remove it (unset keys are generated per install in development)"
+            )
         if self.env is Environment.PRODUCTION:
             problems = []
-            if not self.secret_keys or any(k.get_secret_value() == DEV_SECRET_KEY for k in self.secret_keys):
+            if not self.secret_keys:
                 problems.append("TRADEDESK_SECRET_KEYS must be set")
-            if not self.encryption_keys or any(
-                k.get_secret_value() == DEV_ENCRYPTION_KEY for k in self.encryption_keys
-            ):
+            if not self.encryption_keys:
                 problems.append("TRADEDESK_ENCRYPTION_KEYS must be set")
             if not self.cors_origins:
                 problems.append("TRADEDESK_CORS_ORIGINS must list the SPA's origin(s)")
@@ -112,13 +151,36 @@ class Settings(BaseSettings):
 
     @cached_property
     def effective_secret_keys(self) -> list[str]:
+        """The configured secret keys, else (development only) the per-install key file's."""
         keys = [k.get_secret_value() for k in self.secret_keys]
-        return keys or [DEV_SECRET_KEY]
+        return keys or self._install_keys().secret_keys
 
     @cached_property
     def effective_encryption_keys(self) -> list[str]:
+        """The configured encryption keys, else (development only) the per-install key file's."""
         keys = [k.get_secret_value() for k in self.encryption_keys]
-        return keys or [DEV_ENCRYPTION_KEY]
+        return keys or self._install_keys().encryption_keys
+
+    def _install_keys(self) -> InstallKeys:
+        if self.env is not Environment.DEVELOPMENT:
+            raise RuntimeError("keys must be configured explicitly outside development")
+        return load_or_create_key_file(self.key_file)
+
+    @property
+    def effective_allowed_hosts(self) -> list[str]:
+        if self.allowed_hosts:
+            return self.allowed_hosts
+        own = urlsplit(self.api_public_url).hostname
+        return [h for h in (own, "localhost", "127.0.0.1", "::1") if h]
+
+    @property
+    def own_origin(self) -> str | None:
+        parts = urlsplit(self.api_public_url)
+        return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else None
+
+    @property
+    def docs_on(self) -> bool:
+        return self.env is Environment.DEVELOPMENT if self.docs_enabled is None else self.docs_enabled
 
     @property
     def session_cookie_name(self) -> str:

@@ -7,16 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from tradedesk.errors import ServiceUnavailable
+from tradedesk.errors import is_database_outage
 
 
 def create_engine(database_url: str) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # Statement parameters are user input and credentials: never part of an error message or a log line.
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if database_url.startswith("sqlite"):
-        engine = create_async_engine(database_url, connect_args={"timeout": 15})
+        engine = create_async_engine(database_url, hide_parameters=True, connect_args={"timeout": 15})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -27,7 +29,18 @@ def create_engine(database_url: str) -> AsyncEngine:
 
         return engine
     kwargs.update(pool_size=10, max_overflow=10, pool_timeout=5, connect_args={"timeout": 3})
-    return create_async_engine(database_url, **kwargs)
+    engine = create_async_engine(database_url, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        # asyncpg lets a refused, reset or timed-out connection attempt escape as a bare OSError, which
+        # SQLAlchemy passes through untouched; name it the way every other outage is named.
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:
+            raise OperationalError(None, None, exc, connection_invalidated=True) from exc
+
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -45,20 +58,32 @@ def after_commit(db: AsyncSession, action: Callable[[], Awaitable[None]]) -> Non
     db.info.setdefault(_AFTER_COMMIT, []).append(action)
 
 
+async def _rollback(session: AsyncSession) -> None:
+    """Roll back after a failure; when the connection is already gone there is nothing to roll back, and
+    the error that ended the request is the one to report."""
+    try:
+        await session.rollback()
+    except Exception as exc:
+        if not is_database_outage(exc):
+            raise
+
+
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Database errors leave as they are: the error handlers answer an outage with 503 and anything else
+    with 500."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.td.sessionmaker
     async with sessionmaker() as session:
         try:
             yield session
         except Exception:
-            await session.rollback()
+            await _rollback(session)
             raise
         else:
             try:
                 await session.commit()
-            except (OperationalError, DBAPIError) as exc:
-                await session.rollback()
-                raise ServiceUnavailable("The database is unavailable; try again shortly.") from exc
+            except Exception:
+                await _rollback(session)
+                raise
             for action in session.info.pop(_AFTER_COMMIT, []):
                 await action()
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("tradedesk.errors")
@@ -123,6 +127,73 @@ class ServiceUnavailable(AppError):
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 
+class SessionStoreUnavailable(ServiceUnavailable):
+    """The session store (``redis`` or ``sql``) did not answer. Clients see a plain ServiceUnavailable."""
+
+    default_detail = "Session storage is unavailable; try again shortly."
+
+    def __init__(self, *, store: str) -> None:
+        super().__init__()
+        self.store = store
+
+    @property
+    def name(self) -> str:
+        return "ServiceUnavailable"
+
+
+# SQLSTATEs that mean "no usable connection", not "this statement is wrong": connection exceptions
+# (class 08), a server shutting down or starting up, and a full connection table.
+_OUTAGE_SQLSTATE_CLASSES = ("08",)
+_OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot be reached or used right now (a retry later may work);
+    False for what a retry cannot fix: constraint violations, programming and data errors."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    # An OSError (TimeoutError included) as the driver error is a connection attempt that failed.
+    if exc.connection_invalidated or isinstance(exc.orig, OSError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return isinstance(sqlstate, str) and (
+        sqlstate.startswith(_OUTAGE_SQLSTATE_CLASSES) or sqlstate in _OUTAGE_SQLSTATES
+    )
+
+
+def _sqlstate_in(*codes: str) -> Callable[[BaseException], bool]:
+    return lambda exc: getattr(exc, "sqlstate", None) in codes
+
+
+# Most specific first: a refused connection is also a failed one.
+_OUTAGE_REASONS: tuple[tuple[Callable[[BaseException], bool], str], ...] = (
+    (lambda exc: isinstance(exc, ConnectionRefusedError), "connection refused"),
+    (lambda exc: isinstance(exc, PoolTimeoutError), "no free connection in the pool"),
+    (lambda exc: isinstance(exc, TimeoutError | RedisTimeoutError), "timed out"),
+    (_sqlstate_in("57P03"), "starting up"),
+    (_sqlstate_in("57P01", "57P02"), "shutting down"),
+    (_sqlstate_in("53300"), "too many connections"),
+    (lambda exc: isinstance(exc, DBAPIError) and exc.connection_invalidated, "connection lost"),
+    (lambda exc: isinstance(exc, ConnectionError | RedisConnectionError), "connection failed"),
+)
+
+
+def outage_reason(exc: BaseException) -> str:
+    """A few words on why a dependency is down, for operators: never the message, which may carry a DSN,
+    a host name or SQL."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for matches, reason in _OUTAGE_REASONS:
+        if any(matches(link) for link in chain):
+            return reason
+    return "unavailable"
+
+
 def error_response(exc: AppError) -> JSONResponse:
     return JSONResponse(
         {"error": exc.name, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
@@ -173,6 +244,17 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": name, "detail": detail}, status_code=exc.status_code, headers=exc.headers
         )
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not is_database_outage(exc):
+            # A bug or bad data, not an outage: the last-resort handler logs it and answers 500.
+            raise exc
+        log.warning(
+            "database unavailable (%s) on %s %s", outage_reason(exc), request.method, request.url.path
+        )
+        return error_response(ServiceUnavailable("The database is unavailable; try again shortly."))
+
     app.add_exception_handler(AppError, on_app_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(PoolTimeoutError, on_database_error)

@@ -11,18 +11,29 @@ import httpx
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from tradedesk.audit.router import router as audit_router
 from tradedesk.auth.router import router as auth_router
 from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.config import Environment, Settings
 from tradedesk.db import create_engine, create_sessionmaker
+from tradedesk.docs import OPENAPI_URL, install_docs
 from tradedesk.errors import install_error_handlers
 from tradedesk.kit.clock import Clock, SystemClock
 from tradedesk.kit.crypto import CredentialCipher
 from tradedesk.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from tradedesk.kit.signing import CookieSigner
-from tradedesk.middleware import RequestGuardMiddleware, ResponseHardeningMiddleware
+from tradedesk.metrics.exposition import MetricsListener, count_session_store_errors, metrics_router
+from tradedesk.metrics.instruments import AppMetrics
+from tradedesk.metrics.middleware import RequestMetricsMiddleware
+from tradedesk.middleware import (
+    ClientAddressMiddleware,
+    RequestGuardMiddleware,
+    RequestLogMiddleware,
+    ResponseHardeningMiddleware,
+)
 from tradedesk.ops.router import router as ops_router
 from tradedesk.redis import SessionReadChannel, create_redis
+from tradedesk.sessions.record import SessionRecordCodec
 from tradedesk.sessions.redis_store import RedisSessionStore
 from tradedesk.sessions.service import SessionService
 from tradedesk.sessions.sql_store import SqlSessionStore
@@ -48,16 +59,18 @@ def build_state(
     redis = (
         create_redis(settings.redis_url, timeout_s=settings.redis_timeout_s) if settings.redis_url else None
     )
+    keys = settings.effective_secret_keys
+    codec = SessionRecordCodec(keys)
     store: SessionStore = (
         RedisSessionStore(
             redis,
             prefix=settings.redis_key_prefix,
             reads=SessionReadChannel(settings.redis_url, timeout_s=settings.redis_timeout_s),
+            codec=codec,
         )
         if redis and settings.redis_url
-        else SqlSessionStore(sessionmaker)
+        else SqlSessionStore(sessionmaker, codec=codec)
     )
-    keys = settings.effective_secret_keys
     return AppState(
         settings=settings,
         clock=clock,
@@ -85,16 +98,20 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     state = build_state(settings, clock=clock, kite_transport=kite_transport)
+    metrics = AppMetrics(state)
+    metrics_listener = MetricsListener(metrics, port=settings.metrics_port)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Everything built so far lives as long as the process: keep it out of the collector's full
         # passes, which otherwise walk it every time and show up as 30-50 ms pauses under load.
+        await metrics_listener.start()
         gc.freeze()
         try:
             yield
         finally:
             gc.unfreeze()
+            await metrics_listener.stop()
             await state.kite.aclose()
             await state.sessions.store.close()
             await state.engine.dispose()
@@ -105,23 +122,40 @@ def create_app(
         version="0.1.0",
         summary="Multi-user dashboard and strategy agents for Zerodha Kite Connect traders.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
+        openapi_url=OPENAPI_URL if settings.docs_on else None,
+        # A trailing-slash redirect would be built from the client's Host header; /api has none.
+        redirect_slashes=False,
         separate_input_output_schemas=False,
         # Off unless asked for: with no provider configured it still probes the environment per request.
         telemetry=None if settings.otel_enabled else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.td = state
     install_error_handlers(app)
+    count_session_store_errors(app, metrics)
+    install_docs(app, settings)
     app.include_router(ops_router)
     app.include_router(auth_router)
+    app.include_router(audit_router)
     app.include_router(trading_router)
+    app.include_router(metrics_router(metrics, token=settings.metrics_token))
 
     # Added innermost first: CORS ends up outermost so every answer, errors included, carries its headers.
+    # The API's own origin may make changes only while it serves the docs page that would send them.
+    unsafe_origins = [*settings.cors_origins, *([settings.own_origin] if settings.docs_on else [])]
     app.add_middleware(
-        RequestGuardMiddleware, allowed_origins=settings.cors_origins, public_origin=settings.api_public_url
+        RequestGuardMiddleware,
+        allowed_origins=[o for o in unsafe_origins if o],
+        allowed_hosts=settings.effective_allowed_hosts,
+        max_body_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        session_cookie=settings.session_cookie_name,
+        cookie_is_signed=lambda value: state.sessions.key_hash_of_cookie(value) is not None,
     )
     app.add_middleware(ResponseHardeningMiddleware, hsts=production or settings.cookie_secure)
+    app.add_middleware(RequestLogMiddleware, access_log=settings.access_log)
+    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -131,4 +165,6 @@ def create_app(
         expose_headers=["Retry-After"],
         max_age=600,
     )
+    # Added last, so outermost: request timing covers every other layer, CORS included.
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

@@ -1,20 +1,32 @@
-"""Plain ASGI middleware: security headers, the unsafe-request guard (Origin, Fetch-Metadata,
-content type) and a last-resort JSON 500 that still passes through CORS."""
+"""Plain ASGI middleware: the client's address behind trusted proxies, the request guard (Host, header and
+body sizes, Origin, Fetch-Metadata, session presence, content type), request ids with one log line per
+request, security headers, and a last-resort JSON 500 that still passes through CORS."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
-from collections.abc import Iterable
+import secrets
+import time
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tradedesk.logs import broker_tag, request_id_var
+
 log = logging.getLogger("tradedesk.http")
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DOCS_PATHS = ("/docs", "/redoc")
+# Unsafe routes that make a session rather than need one; every other unsafe /api request without a
+# signed session cookie is refused before its body is read.
+PRE_AUTH_PATHS = frozenset({"/api/auth/login", "/api/auth/authenticate", "/api/auth/set-access-token"})
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _origin_of(url: str) -> str | None:
@@ -28,7 +40,22 @@ def _normalise(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-async def _send_json(send: Send, status: int, error: str, detail: str) -> None:
+def parse_ip(text: str) -> IpAddress | None:
+    """An IP address from a header hop (``1.2.3.4``, ``[::1]``, ``1.2.3.4:5678``), or None."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+async def _send_json(
+    send: Send, status: int, error: str, detail: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
     body = json.dumps({"error": error, "detail": detail}).encode("utf-8")
     await send(
         {
@@ -37,60 +64,283 @@ async def _send_json(send: Send, status: int, error: str, detail: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode("ascii")),
+                *headers,
             ],
         }
     )
     await send({"type": "http.response.body", "body": body})
 
 
-class RequestGuardMiddleware:
-    """Refuses unsafe requests from origins outside the allow list, cross-site requests the browser
-    flags as such, and bodies that are not JSON — before any handler or store is touched."""
+class ClientAddressMiddleware:
+    """Behind a reverse proxy the socket's peer is the proxy. Only peers inside ``trusted_proxies`` may
+    name the client: X-Forwarded-For is read from the right, skipping trusted hops, and the first
+    untrusted hop is the client. Anyone else's forwarded headers are ignored."""
 
-    def __init__(self, app: ASGIApp, *, allowed_origins: Iterable[str], public_origin: str) -> None:
+    def __init__(self, app: ASGIApp, *, trusted_proxies: Iterable[str]) -> None:
         self.app = app
-        self.allowed = {_normalise(o) for o in allowed_origins}
-        own = _origin_of(public_origin)
-        if own:
-            self.allowed.add(own)
+        self.networks: list[IpNetwork] = [
+            ipaddress.ip_network(c.strip(), strict=False) for c in trusted_proxies
+        ]
+
+    def _trusted(self, address: IpAddress) -> bool:
+        return any(address in network for network in self.networks)
+
+    def client_for(self, peer: str, forwarded_for: list[str]) -> str:
+        peer_ip = parse_ip(peer)
+        if peer_ip is None or not self._trusted(peer_ip):
+            return peer
+        client: IpAddress = peer_ip
+        hops = [hop for value in forwarded_for for hop in value.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            address = parse_ip(hop)
+            if address is None:
+                break  # a broken chain: the last address a trusted hop vouched for stands
+            client = address
+            if not self._trusted(address):
+                break
+        return str(client)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
+        if self.networks and scope["type"] in ("http", "websocket") and scope.get("client"):
+            headers = Headers(scope=scope)
+            peer, port = scope["client"]
+            client = self.client_for(peer, headers.getlist("x-forwarded-for"))
+            if client != peer:
+                scope["client"] = (client, port)
+                proto = headers.get("x-forwarded-proto", "").strip().lower()
+                if proto in ("http", "https"):
+                    secure = proto == "https"
+                    if scope["type"] == "websocket":
+                        scope["scheme"] = "wss" if secure else "ws"
+                    else:
+                        scope["scheme"] = proto
+        await self.app(scope, receive, send)
+
+
+def _host_matches(host: str, patterns: Iterable[str]) -> bool:
+    for pattern in patterns:
+        if pattern == "*" or host == pattern:
+            return True
+        if pattern.startswith("*.") and host.endswith(pattern[1:]):
+            return True
+    return False
+
+
+def _host_of(value: str) -> str | None:
+    value = value.strip().lower()
+    if not value:
+        return None
+    if value.startswith("["):
+        end = value.find("]")
+        return value[1:end] if end > 0 else None
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class _BodyTooLarge:
+    """Counts streamed body bytes; past the limit it answers 413 itself and tells the app the client left."""
+
+    __slots__ = ("limit", "received", "refused")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.received = 0
+        self.refused = False
+
+
+class RequestGuardMiddleware:
+    """Everything that can be refused before a handler, a store or a body parser runs: an unknown Host,
+    oversized headers or bodies, unsafe requests from origins outside the allow list or flagged
+    cross-site by the browser, unsafe /api requests with no signed session cookie, and bodies that are
+    not JSON."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allowed_origins: Iterable[str],
+        allowed_hosts: Iterable[str],
+        max_body_bytes: int,
+        max_header_bytes: int,
+        session_cookie: str,
+        cookie_is_signed: Callable[[str], bool],
+    ) -> None:
+        self.app = app
+        self.allowed = {_normalise(o) for o in allowed_origins}
+        self.hosts = [h.strip().lower() for h in allowed_hosts if h.strip()]
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.session_cookie = session_cookie
+        self.cookie_is_signed = cookie_is_signed
+
+    def _has_signed_session(self, headers: Headers) -> bool:
+        for cookie_header in headers.getlist("cookie"):
+            for pair in cookie_header.split(";"):
+                name, _, value = pair.strip().partition("=")
+                if name == self.session_cookie and value and self.cookie_is_signed(value.strip('"')):
+                    return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        host = _host_of(headers.get("host", ""))
+        refusal: tuple[int, str, str] | None = None
+        if host is None or not _host_matches(host, self.hosts):
+            refusal = 400, "InvalidHost", "This API does not answer to that Host."
+        elif sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
+            refusal = (
+                431,
+                "RequestHeaderFieldsTooLarge",
+                f"The request headers exceed {self.max_header_bytes} bytes.",
+            )
+        if scope["type"] != "http":
+            if refusal is None:
+                await self.app(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        if refusal is not None:
+            await _send_json(send, *refusal)
+            return
+        try:
+            declared = int(headers.get("content-length") or 0)
+        except ValueError:
+            await _send_json(send, 400, "BadRequest", "Content-Length is not a number.")
+            return
+        if declared > self.max_body_bytes:
+            await _send_json(
+                send, 413, "PayloadTooLarge", f"The request body exceeds {self.max_body_bytes} bytes."
+            )
+            return
+        if scope["method"] in UNSAFE_METHODS:
+            refusal = self._refuse_unsafe(scope, headers, declared)
+            if refusal is not None:
+                await _send_json(send, *refusal)
+                return
+        await self._with_body_limit(scope, receive, send)
+
+    def _refuse_unsafe(self, scope: Scope, headers: Headers, declared: int) -> tuple[int, str, str] | None:
         origin = headers.get("origin")
-        if origin is None or origin == "null":
+        if origin is None:
             # Browsers always label cross-site requests; without an Origin that label is decisive.
             if headers.get("sec-fetch-site") == "cross-site":
-                await _send_json(
-                    send, 403, "OriginRejected", "Cross-site requests may not make changes here."
-                )
-                return
+                return 403, "OriginRejected", "Cross-site requests may not make changes here."
             referer = headers.get("referer")
             origin = _origin_of(referer) if referer else None
-        if origin is None:
-            await _send_json(
-                send, 403, "OriginRejected", "Unsafe requests must carry an Origin (or Referer) header."
-            )
-            return
+            if origin is None:
+                return 403, "OriginRejected", "Unsafe requests must carry an Origin (or Referer) header."
+        # ``Origin: null`` (sandboxed frames, privacy redirects) names no origin: it is never allowed.
         if _normalise(origin) not in self.allowed:
-            await _send_json(
-                send, 403, "OriginRejected", f"Requests from origin {origin!r} may not make changes here."
-            )
-            return
-        has_body = headers.get("transfer-encoding") is not None or int(headers.get("content-length") or 0) > 0
-        if has_body:
+            return 403, "OriginRejected", f"Requests from origin {origin!r} may not make changes here."
+        path: str = scope["path"]
+        if path.startswith("/api/") and path not in PRE_AUTH_PATHS and not self._has_signed_session(headers):
+            return 401, "NotAuthenticated", "Sign in first: this needs a session."
+        if declared > 0 or headers.get("transfer-encoding") is not None:
             media_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type != "application/json":
-                await _send_json(
-                    send,
+                return (
                     415,
                     "UnsupportedMediaType",
                     "Send the request body as JSON (Content-Type: application/json).",
                 )
-                return
-        await self.app(scope, receive, send)
+        return None
+
+    async def _with_body_limit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        counter = _BodyTooLarge(self.max_body_bytes)
+        started = False
+
+        async def limited_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and not counter.refused:
+                counter.received += len(message.get("body", b""))
+                if counter.received > counter.limit:
+                    counter.refused = True
+                    if not started:
+                        await _send_json(
+                            send,
+                            413,
+                            "PayloadTooLarge",
+                            f"The request body exceeds {counter.limit} bytes.",
+                        )
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if counter.refused:
+                return  # the 413 has been sent; whatever the app makes of the disconnect is dropped
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
+
+
+_SAFE_REQUEST_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+class RequestLogMiddleware:
+    """A request id for every request (a sane incoming ``X-Request-ID`` is kept, so a proxy's id joins
+    up), returned as ``X-Request-ID``, set on every log line written meanwhile, and one ``tradedesk.http``
+    line per request: method, route template, status, duration and a short hash of the broker_id. The
+    query string is never logged (the sign-in callback carries its tokens there)."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        if 8 <= len(incoming) <= 64 and set(incoming) <= _SAFE_REQUEST_ID:
+            request_id = incoming
+        else:
+            request_id = secrets.token_hex(8)
+        token = request_id_var.set(request_id)
+        header = (b"x-request-id", request_id.encode("ascii"))
+        status = 500
+        started_at = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.access_log:
+                self._log(scope, status, time.perf_counter() - started_at)
+            request_id_var.reset(token)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, elapsed_s: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        record = (scope.get("state") or {}).get("session")
+        broker_id = getattr(record, "broker_id", None)
+        client = scope.get("client")
+        log.info(
+            "%s %s %d %.1fms",
+            scope["method"],
+            template,
+            status,
+            elapsed_s * 1000,
+            extra={
+                "method": scope["method"],
+                "route": template,
+                "status": status,
+                "duration_ms": round(elapsed_s * 1000, 2),
+                "broker": broker_tag(broker_id) if broker_id else None,
+                "client_ip": client[0] if client else None,
+            },
+        )
 
 
 class ResponseHardeningMiddleware:
@@ -109,9 +359,16 @@ class ResponseHardeningMiddleware:
         if hsts:
             common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
         csp = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+        # The docs page runs only the self-hosted Swagger UI bundle and its initialiser from this origin.
+        docs_csp = (
+            b"content-security-policy",
+            b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            b"img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
+            b"form-action 'none'; frame-ancestors 'none'",
+        )
         # Session-bearing answers must never sit in a shared or browser cache.
         no_store = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
-        self._docs_headers = common
+        self._docs_headers = [*common, docs_csp]
         self._page_headers = [*common, csp]
         self._api_headers = [*common, csp, *no_store]
 

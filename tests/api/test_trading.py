@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
+import json
+import logging
 import random
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -12,9 +15,14 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
 
 from tests.api.conftest import MakeTrader, fill_price, option_symbol, round_trips
 from tradedesk.kit.calendar import daily_stats
+from tradedesk.kit.repository import bind_tenant
+from tradedesk.models import Trade
+from tradedesk.trading.service import encode_cursor
 
 
 class TestSync:
@@ -337,3 +345,67 @@ class TestRisk:
     async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
         assert (await client.get("/api/risk")).status_code == 401
         assert (await client.put("/api/risk", json={"daily_loss_limit": 5})).status_code == 401
+
+
+class TestTamperedCursor:
+    @pytest.mark.parametrize(
+        "before", [2**63, 2**63 + 1, 10**30, -(2**63) - 1, 0, -1, 1.5, "9223372036854775808", None, True]
+    )
+    async def test_out_of_range_cursor_is_a_clean_400(
+        self, make_trader: MakeTrader, before: object, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        trader = await make_trader()
+        cursor = base64.urlsafe_b64encode(json.dumps({"before": before}).encode()).decode().rstrip("=")
+        with caplog.at_level(logging.WARNING):
+            response = await trader.api.get("/api/trades", params={"cursor": cursor})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "BadRequest" and "cursor" in response.json()["detail"]
+        # Nothing reached the database, so nothing (with SQL parameters) was logged as an error.
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+    async def test_largest_id_cursor_is_accepted(self, make_trader: MakeTrader) -> None:
+        trader = await make_trader()
+        await trader.order("INFY", "BUY", 1)
+        await trader.sync()
+        page = await trader.api.get("/api/trades", params={"cursor": encode_cursor(2**63 - 1)})
+        assert page.status_code == 200 and len(page.json()["items"]) == 1
+
+
+class TestSyncRefusesUnusableData:
+    @pytest.mark.parametrize("entry_price", ["-12.5", "-0.0001"])
+    async def test_an_open_lot_with_a_bad_price_makes_sync_a_502_that_stores_nothing(
+        self, api: FastAPI, make_trader: MakeTrader, move_clocks: Callable[[float], None], entry_price: str
+    ) -> None:
+        """Stored data that matching refuses (a negative entry price on an open lot) is bad broker data:
+        502, and the new executions are not stored either."""
+        trader = await make_trader()
+        await trader.order("INFY", "BUY", 2)
+        await trader.sync()
+        [lot] = await trader.trades()
+        sessionmaker = api.state.td.sessionmaker
+        async with sessionmaker() as db, db.begin():
+            await bind_tenant(db, trader.user_id)
+            await db.execute(
+                update(Trade).where(Trade.id == lot["id"]).values(entry_price=Decimal(entry_price))
+            )
+        move_clocks(60)
+        await trader.order("INFY", "SELL", 2)
+        for _ in range(2):  # the second try proves the first stored no fill
+            response = await trader.api.post("/api/sync", json={})
+            assert response.status_code == 502, response.text
+            body = response.json()
+            assert body["error"] == "BrokerUnavailable" and "price" in body["detail"]
+        [still] = await trader.trades()
+        assert still["status"] == "open" and still["id"] == lot["id"]
+
+
+class TestRangesAtTheCalendarsStart:
+    @pytest.mark.parametrize("path", ["/api/pnl/cumulative", "/api/stats/daily"])
+    @pytest.mark.parametrize("params", [{"to": "0001-01-03"}, {"to": "0001-01-01"}])
+    async def test_a_range_ending_in_the_first_days_of_the_calendar_is_a_400(
+        self, make_trader: MakeTrader, path: str, params: dict[str, str]
+    ) -> None:
+        trader = await make_trader()
+        response = await trader.api.get(path, params=params)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "BadRequest"

@@ -4,7 +4,7 @@ independent unit-by-unit oracle."""
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,6 +17,7 @@ from tradedesk.trading.matching import (
     Execution,
     OpenLot,
     Side,
+    UnusableInput,
     execution_order,
     exit_reason_of,
     match_fifo,
@@ -287,6 +288,37 @@ def test_float_price_is_rejected() -> None:
         match_fifo([], [bad])
 
 
+UNUSABLE_PRICES = ["-0.05", "-150.5", "NaN", "-NaN", "sNaN", "Infinity", "-Infinity"]
+
+
+@pytest.mark.parametrize("price", UNUSABLE_PRICES)
+def test_execution_with_an_unusable_price_is_refused(price: str) -> None:
+    with pytest.raises(UnusableInput, match="Execution bad has price"):
+        match_fifo([], [fill("ok", "BUY", 1, "10", 0), fill("bad", "SELL", 1, price, 1)])
+
+
+@pytest.mark.parametrize("price", UNUSABLE_PRICES)
+def test_open_lot_with_an_unusable_price_is_refused(price: str) -> None:
+    lot = OpenLot("LONG", 5, Decimal(price), at(0), "stored", None)
+    with pytest.raises(UnusableInput, match="Open lot from trade stored has price"):
+        match_fifo([lot], [])
+    # Also when nothing is executed against it, and when it would be closed.
+    with pytest.raises(UnusableInput):
+        match_fifo([lot], [fill("s", "SELL", 5, "10", 1)])
+
+
+def test_zero_price_is_accepted() -> None:
+    """Options can expire worthless: a fill at 0 is a real fill."""
+    lots, trips = match_fifo([], [fill("b", "BUY", 75, "12.40", 0), fill("s", "SELL", 75, "0", 1)])
+    assert lots == [] and trips[0].realised_pnl == Decimal("-930.00")
+
+
+@pytest.mark.parametrize("quantity", [0, -5])
+def test_open_lot_quantity_below_one_is_refused(quantity: int) -> None:
+    with pytest.raises(UnusableInput, match="quantity"):
+        match_fifo([OpenLot("SHORT", quantity, Decimal("1"), at(0), "x", None)], [])
+
+
 # --- properties ------------------------------------------------------------------------------------
 
 TAGS = st.sampled_from([None, "strangle:sl", "strangle:target", "sma:entry", "manual-order"])
@@ -337,6 +369,50 @@ def unit_oracle(execs: list[Execution]) -> tuple[Decimal, list[Unit]]:
 
 def signed(side_or_direction: str, quantity: int) -> int:
     return quantity if side_or_direction in ("BUY", "LONG") else -quantity
+
+
+UNUSABLE_DECIMALS = st.one_of(
+    st.decimals(max_value=Decimal("-0.0001"), allow_nan=False, allow_infinity=False, places=4),
+    st.sampled_from(
+        [Decimal("NaN"), Decimal("-NaN"), Decimal("sNaN"), Decimal("Infinity"), Decimal("-Infinity")]
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(executions(max_size=10), st.data())
+def test_an_unusable_price_anywhere_is_refused(execs: list[Execution], data: st.DataObject) -> None:
+    where = data.draw(st.integers(min_value=0, max_value=len(execs)))
+    price = data.draw(UNUSABLE_DECIMALS)
+    bad = Execution("BAD", data.draw(st.sampled_from(("BUY", "SELL"))), 1, price, T0, None, None)
+    with pytest.raises(UnusableInput, match="Execution BAD has price"):
+        match_fifo([], [*execs[:where], bad, *execs[where:]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(executions(max_size=10), st.data())
+def test_an_unusable_open_lot_is_refused_whatever_follows(
+    execs: list[Execution], data: st.DataObject
+) -> None:
+    lots, _ = match_fifo([], execs)
+    good = OpenLot("SHORT", 1, Decimal("1"), T0, "good", None)
+    lots = lots or [good]
+    where = data.draw(st.integers(min_value=0, max_value=len(lots) - 1))
+    broken = replace(lots[where], entry_price=data.draw(UNUSABLE_DECIMALS), entry_trade_id="BROKEN")
+    lots[where] = broken
+    with pytest.raises(UnusableInput, match="Open lot from trade BROKEN has price"):
+        match_fifo(lots, execs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(executions(max_size=10), st.integers(max_value=0), st.data())
+def test_a_quantity_below_one_anywhere_is_refused(
+    execs: list[Execution], quantity: int, data: st.DataObject
+) -> None:
+    where = data.draw(st.integers(min_value=0, max_value=len(execs)))
+    bad = Execution("BAD", "BUY", quantity, Decimal("1"), T0, None, None)
+    with pytest.raises(UnusableInput, match="Execution BAD has quantity"):
+        match_fifo([], [*execs[:where], bad, *execs[where:]])
 
 
 @settings(max_examples=200, deadline=None)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
+from functools import partial
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
+from tradedesk import audit
+from tradedesk.audit import Actor, AuditKind
 from tradedesk.auth import service
 from tradedesk.auth.devices import device_label
+from tradedesk.auth.pending import TooManySignInsPending
 from tradedesk.auth.schemas import (
+    URL_SAFE_TOKEN,
     AuthenticateRequest,
     AuthStatus,
     LoginRequest,
@@ -19,7 +25,7 @@ from tradedesk.auth.schemas import (
     SessionInfo,
     SetAccessTokenRequest,
 )
-from tradedesk.db import DbSession
+from tradedesk.db import DbSession, after_commit
 from tradedesk.errors import (
     AppError,
     BrokerTimeout,
@@ -30,17 +36,22 @@ from tradedesk.errors import (
     TooManyRequests,
     ValidationErrorBody,
 )
-from tradedesk.sessions.dependencies import CurrentSession, OptionalSession, State, client_ip
+from tradedesk.sessions.dependencies import CurrentSession, OptionalSession, State, TenantDb, client_ip
 from tradedesk.sessions.service import NewSession
 from tradedesk.state import AppState
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The body is not valid JSON"},
     401: {"model": ErrorBody, "description": "No session, or the broker rejected the sign-in"},
     403: {"model": ErrorBody, "description": "Origin or CSRF check failed"},
     429: {"model": ErrorBody, "description": "Too many sign-in attempts; see Retry-After"},
     422: {"model": ValidationErrorBody, "description": "A field is missing or has the wrong type"},
+}
+_LOGIN_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ERRORS,
+    503: {"model": ErrorBody, "description": "Too many sign-ins are in progress; see Retry-After"},
 }
 
 
@@ -93,12 +104,14 @@ _CALLBACK_PATH = "/api/auth/callback"
 
 
 async def limit_sign_in_attempts(request: Request, app: State) -> None:
+    ip = client_ip(request)
     retry_after = await app.rate_limiter.hit(
-        f"signin:{client_ip(request) or 'unknown'}",
+        f"signin:{ip or 'unknown'}",
         limit=app.settings.signin_rate_limit,
         window_s=app.settings.signin_rate_window_s,
     )
     if retry_after is not None:
+        service.log_sign_in_failure(reason="address_rate_limited", ip=ip)
         raise TooManyRequests(
             f"Too many sign-in attempts from this address; try again in {retry_after} seconds.",
             retry_after_s=retry_after,
@@ -106,6 +119,22 @@ async def limit_sign_in_attempts(request: Request, app: State) -> None:
 
 
 SignInAttempt = Depends(limit_sign_in_attempts)
+
+
+async def limit_attempts_per_key(request: Request, app: AppState, *, api_key: str) -> None:
+    """Each attempt costs a broker call on this api_key: rotating addresses must not buy more of them.
+    The limiter only ever sees a hash of the key."""
+    retry_after = await app.rate_limiter.hit(
+        f"signin-key:{service.short_hash(api_key)}",
+        limit=app.settings.signin_rate_limit_per_key,
+        window_s=app.settings.signin_rate_window_s,
+    )
+    if retry_after is not None:
+        service.log_sign_in_failure(reason="api_key_rate_limited", ip=client_ip(request), api_key=api_key)
+        raise TooManyRequests(
+            f"Too many sign-in attempts with this api_key; try again in {retry_after} seconds.",
+            retry_after_s=retry_after,
+        )
 
 
 # First in the table: the SPA polls it, and routes are matched in order.
@@ -120,14 +149,21 @@ async def auth_status(request: Request, record: OptionalSession) -> Response:
     "/login",
     response_model=LoginResponse,
     operation_id="auth-login",
-    responses=_ERRORS,
+    responses=_LOGIN_ERRORS,
     dependencies=[SignInAttempt],
 )
-async def login(body: LoginRequest, response: Response, app: State) -> LoginResponse:
+async def login(body: LoginRequest, request: Request, response: Response, app: State) -> LoginResponse:
     """Start the redirect sign-in: returns the broker's login URL and binds `state` to this browser."""
-    login_url, state = await service.start_redirect_sign_in(
-        app, api_key=body.api_key, api_secret=body.api_secret.get_secret_value()
-    )
+    await limit_attempts_per_key(request, app, api_key=body.api_key)
+    try:
+        login_url, state = await service.start_redirect_sign_in(
+            app, api_key=body.api_key, api_secret=body.api_secret.get_secret_value()
+        )
+    except TooManySignInsPending:
+        service.log_sign_in_failure(
+            method="redirect", reason="pending_bound_reached", ip=client_ip(request), api_key=body.api_key
+        )
+        raise
     settings = app.settings
     response.set_cookie(
         settings.signin_cookie_name,
@@ -154,14 +190,18 @@ async def callback(
     app: State,
     db: DbSession,
     previous: OptionalSession,
-    request_token: Annotated[str | None, Query(max_length=128)] = None,
-    status_: Annotated[str | None, Query(alias="status", max_length=32)] = None,
-    state: Annotated[str | None, Query(max_length=128)] = None,
+    # Unconstrained here on purpose: whatever arrives, the browser goes back to the SPA with `?error=`
+    # rather than to a JSON error page; the handler checks each value's shape itself.
+    request_token: Annotated[str | None, Query()] = None,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    state: Annotated[str | None, Query()] = None,
 ) -> RedirectResponse:
     """Where the broker sends the browser back; finishes the redirect sign-in and goes to the SPA."""
     settings = app.settings
 
     def to_spa(error: str | None = None, message: str | None = None) -> RedirectResponse:
+        if error:
+            service.log_sign_in_failure(method="redirect", reason=error, ip=client_ip(request))
         query = urlencode({k: v for k, v in (("error", error), ("message", message)) if v})
         redirect = RedirectResponse(
             settings.spa_url + (f"/?{query}" if query else "/"), status_code=status.HTTP_303_SEE_OTHER
@@ -178,19 +218,27 @@ async def callback(
     bound_state = (
         app.signin_signer.unsign(signed, max_age_s=settings.pending_signin_ttl_s) if signed else None
     )
-    if not state or bound_state is None or not secrets.compare_digest(bound_state, state):
+    # Only what this API hands out as a state is looked at any further (ASCII, URL-safe).
+    if (
+        not state
+        or not URL_SAFE_TOKEN.fullmatch(state)
+        or bound_state is None
+        or not hmac.compare_digest(bound_state.encode("utf-8"), state.encode("ascii"))
+    ):
         return to_spa("invalid_state", "This sign-in link is not valid in this browser; start again.")
     pending = await service.take_redirect_sign_in(app, state=state)
     if pending is None:
         return to_spa("invalid_state", "This sign-in has expired or was already used; start again.")
     if status_ != "success" or not request_token:
         return to_spa("signin_cancelled", "The broker did not complete the sign-in.")
+    if not URL_SAFE_TOKEN.fullmatch(request_token):
+        return to_spa("broker_rejected", "The broker's answer could not be read; start again.")
     try:
         user = await service.exchange_request_token(
             app, api_key=pending.api_key, api_secret=pending.api_secret, request_token=request_token
         )
         new = await service.complete_sign_in(
-            app, db, user=user, device=_device(request, app), previous=previous
+            app, db, user=user, device=_device(request, app), previous=previous, method="redirect"
         )
     except SignInRejected as exc:
         return to_spa("broker_rejected", exc.detail)
@@ -219,13 +267,22 @@ async def authenticate(
     previous: OptionalSession,
 ) -> AuthStatus:
     """Exchange a request token for a session (the same exchange as the redirect flow, JSON in and out)."""
-    user = await service.exchange_request_token(
-        app,
-        api_key=body.api_key,
-        api_secret=body.api_secret.get_secret_value(),
-        request_token=body.request_token,
+    await limit_attempts_per_key(request, app, api_key=body.api_key)
+    try:
+        user = await service.exchange_request_token(
+            app,
+            api_key=body.api_key,
+            api_secret=body.api_secret.get_secret_value(),
+            request_token=body.request_token,
+        )
+    except AppError as exc:
+        service.log_sign_in_failure(
+            method="request_token", reason=exc.name, ip=client_ip(request), api_key=body.api_key
+        )
+        raise
+    new = await service.complete_sign_in(
+        app, db, user=user, device=_device(request, app), previous=previous, method="request_token"
     )
-    new = await service.complete_sign_in(app, db, user=user, device=_device(request, app), previous=previous)
     _set_session_cookies(response, app, new)
     return service.status_of(app, new.record)
 
@@ -246,18 +303,30 @@ async def set_access_token(
     previous: OptionalSession,
 ) -> AuthStatus:
     """Sign in with an access token obtained elsewhere; it is checked against the broker's profile."""
-    user = await service.adopt_access_token(
-        app, api_key=body.api_key, access_token=body.access_token.get_secret_value()
+    await limit_attempts_per_key(request, app, api_key=body.api_key)
+    try:
+        user = await service.adopt_access_token(
+            app, api_key=body.api_key, access_token=body.access_token.get_secret_value()
+        )
+    except AppError as exc:
+        service.log_sign_in_failure(
+            method="access_token", reason=exc.name, ip=client_ip(request), api_key=body.api_key
+        )
+        raise
+    new = await service.complete_sign_in(
+        app, db, user=user, device=_device(request, app), previous=previous, method="access_token"
     )
-    new = await service.complete_sign_in(app, db, user=user, device=_device(request, app), previous=previous)
     _set_session_cookies(response, app, new)
     return service.status_of(app, new.record)
 
 
 @router.post("/logout", status_code=204, operation_id="auth-logout", responses=_ERRORS)
-async def logout(response: Response, app: State, record: CurrentSession) -> None:
+async def logout(response: Response, app: State, db: TenantDb, record: CurrentSession) -> None:
     """End this browser's session only."""
-    await app.sessions.end(record)
+    await audit.record(
+        db, broker_id=record.broker_id, kind=AuditKind.LOGOUT, at=app.clock.now(), actor=Actor.of(record)
+    )
+    after_commit(db, partial(app.sessions.end, record))
     _clear_session_cookie(response, app)
 
 
@@ -279,13 +348,22 @@ async def list_sessions(app: State, record: CurrentSession) -> list[SessionInfo]
 async def revoke_session(
     response: Response,
     app: State,
+    db: TenantDb,
     record: CurrentSession,
     handle: Annotated[str, Path(min_length=1, max_length=64)],
 ) -> None:
     """End one of the user's sessions by its public handle."""
     for candidate in await app.sessions.list_for_user(record.broker_id):
         if secrets.compare_digest(candidate.handle.encode(), handle.encode()):
-            await app.sessions.end(candidate)
+            await audit.record(
+                db,
+                broker_id=record.broker_id,
+                kind=AuditKind.SESSION_REVOKED,
+                at=app.clock.now(),
+                actor=Actor.of(record),
+                detail={"revoked_handle": candidate.handle, "revoked_device": candidate.device_label},
+            )
+            after_commit(db, partial(app.sessions.end, candidate))
             if candidate.key_hash == record.key_hash:
                 _clear_session_cookie(response, app)
             return
@@ -293,9 +371,22 @@ async def revoke_session(
 
 
 @router.post("/sessions/revoke-others", status_code=204, operation_id="auth-revoke_others", responses=_ERRORS)
-async def revoke_other_sessions(app: State, record: CurrentSession) -> None:
+async def revoke_other_sessions(app: State, db: TenantDb, record: CurrentSession) -> None:
     """End every session of the user except this one."""
-    await app.sessions.end_all_for_user(record.broker_id, keep=record)
+    others = [r for r in await app.sessions.list_for_user(record.broker_id) if r.key_hash != record.key_hash]
+    await audit.record(
+        db,
+        broker_id=record.broker_id,
+        kind=AuditKind.OTHER_SESSIONS_REVOKED,
+        at=app.clock.now(),
+        actor=Actor.of(record),
+        detail={"sessions": len(others)},
+    )
+
+    async def end_others() -> None:
+        await app.sessions.end_all_for_user(record.broker_id, keep=record)
+
+    after_commit(db, end_others)
 
 
 @router.post("/disconnect", status_code=204, operation_id="auth-disconnect", responses=_ERRORS)

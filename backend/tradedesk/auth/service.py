@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 from urllib.parse import urlencode
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradedesk import audit
+from tradedesk.audit import Actor, AuditKind
+from tradedesk.auth import pending
 from tradedesk.auth.repository import AccountRepository, BrokerCredentialsRepository
 from tradedesk.auth.schemas import AuthStatus, BrokerStatus, SessionInfo
 from tradedesk.brokers.kite.schemas import KiteProfile
@@ -19,11 +24,15 @@ from tradedesk.errors import AppError, BrokerTokenInvalid
 from tradedesk.kit.clock import next_kite_token_expiry
 from tradedesk.kit.crypto import CredentialsDecryptError
 from tradedesk.kit.repository import bind_tenant
+from tradedesk.logs import broker_tag
+from tradedesk.metrics.instruments import record_sign_in
 from tradedesk.sessions.record import SessionRecord, key_hash
 from tradedesk.sessions.service import BrokerCredentialsPlain, NewSession, SignedInUser
 from tradedesk.state import AppState
 
 log = logging.getLogger("tradedesk.auth")
+
+SignInMethod = Literal["redirect", "request_token", "access_token"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,34 @@ class DeviceContext:
     device_label: str
     ip: str | None
 
+    def actor(self, session_handle: str | None = None) -> Actor:
+        return Actor(
+            ip=self.ip,
+            device_id=self.device_id,
+            device_label=self.device_label,
+            session_handle=session_handle,
+        )
+
+
+def short_hash(value: str) -> str:
+    """Enough of a sha256 for an operator to match log lines, and nothing to sign in with."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+
+
+def log_sign_in_failure(
+    *, reason: str, ip: str | None, api_key: str | None = None, method: SignInMethod | None = None
+) -> None:
+    """A sign-in that failed or was refused before the broker named the account: there is no trail to
+    write it to, so the operator's log gets it. Never the secret, the token or the raw key."""
+    record_sign_in(reason)
+    log.warning(
+        "sign-in failed: method=%s reason=%s ip=%s api_key=%s",
+        method or "-",
+        reason,
+        ip or "-",
+        short_hash(api_key) if api_key else "-",
+    )
+
 
 def _pending_aad(state: str) -> str:
     return "signin:" + key_hash(state)
@@ -48,6 +85,7 @@ async def start_redirect_sign_in(app: AppState, *, api_key: str, api_secret: str
     state = secrets.token_urlsafe(32)
     now = app.clock.now()
     ttl_s = app.settings.pending_signin_ttl_s
+    await pending.admit(app, key_hash=key_hash(state), now=now, ttl_s=ttl_s)
     payload = {
         "api_key": api_key,
         "api_secret_enc": app.cipher.encrypt(api_secret.encode("utf-8"), broker_id=_pending_aad(state)),
@@ -64,6 +102,7 @@ async def take_redirect_sign_in(app: AppState, *, state: str) -> PendingSignIn |
     """The pending sign-in for ``state``, consumed; None when unknown, used or expired."""
     now = app.clock.now()
     raw = await app.sessions.store.take_pending(key_hash(state), now=now)
+    await pending.release(app, key_hash=key_hash(state))
     if raw is None:
         return None
     try:
@@ -113,6 +152,7 @@ async def complete_sign_in(
     user: SignedInUser,
     device: DeviceContext,
     previous: SessionRecord | None,
+    method: SignInMethod,
 ) -> NewSession:
     now = app.clock.now()
     await bind_tenant(db, user.broker_id)
@@ -127,13 +167,22 @@ async def complete_sign_in(
     new = app.sessions.new_session(
         user, device_id=device.device_id, device_label=device.device_label, ip=device.ip
     )
+    await audit.record(
+        db,
+        broker_id=user.broker_id,
+        kind=AuditKind.SIGN_IN,
+        at=now,
+        actor=device.actor(new.record.handle),
+        detail={"method": method},
+    )
 
     async def switch_sessions() -> None:
         if previous is not None:
             # The browser's old id dies with the sign-in, whoever it belonged to.
             await app.sessions.end(previous)
         await app.sessions.store_new(new)
-        log.info("signed in broker_id=%s device=%s", user.broker_id, device.device_label)
+        record_sign_in("success")
+        log.info("signed in broker=%s device=%s", broker_tag(user.broker_id), device.device_label)
 
     after_commit(db, switch_sessions)
     return new
@@ -199,11 +248,23 @@ async def disconnect(app: AppState, db: AsyncSession, *, record: SessionRecord) 
             pass  # already dead at the broker: nothing left to invalidate
         except AppError as exc:
             # The user asked to be cut off; local wiping must not depend on the broker answering.
-            log.warning("broker logout failed for broker_id=%s: %s", record.broker_id, type(exc).__name__)
+            log.warning(
+                "broker logout failed for broker=%s: %s", broker_tag(record.broker_id), type(exc).__name__
+            )
     await credentials_repo.wipe()
+    await audit.record(
+        db,
+        broker_id=record.broker_id,
+        kind=AuditKind.DISCONNECT,
+        at=app.clock.now(),
+        actor=Actor.of(record),
+        detail={"broker_tokens_invalidated": len(tokens)},
+    )
 
     async def end_sessions() -> None:
         await app.sessions.end_all_for_user(record.broker_id)
-        log.info("disconnected broker_id=%s (%d broker tokens invalidated)", record.broker_id, len(tokens))
+        log.info(
+            "disconnected broker=%s (%d broker tokens invalidated)", broker_tag(record.broker_id), len(tokens)
+        )
 
     after_commit(db, end_sessions)

@@ -78,14 +78,19 @@ def validate_range(
     if default_days < 1 or max_days < 1:
         raise ValueError("default_days and max_days must both be at least 1.")
     end = today if to_day is None else to_day
-    start = max(end - timedelta(days=default_days - 1), EARLIEST_DAY) if from_day is None else from_day
-
     latest = _one_year_after(today)
-    for day in (start, end):
+
+    def check(day: date) -> None:
         if day < EARLIEST_DAY:
             raise ValueError(f"{day} is before {EARLIEST_DAY}, the earliest day that can be asked for.")
         if day > latest:
             raise ValueError(f"{day} is more than a year after today ({today}).")
+
+    # The end is checked before a default start is counted back from it: near the calendar's first day
+    # that subtraction would leave the calendar.
+    check(end)
+    start = max(end - timedelta(days=default_days - 1), EARLIEST_DAY) if from_day is None else from_day
+    check(start)
     if start > end:
         raise ValueError(f"The range starts on {start}, after its last day {end}.")
     span_days = (end - start).days + 1

@@ -9,15 +9,21 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-_VERSION = b"\x01"
+# Version 1 authenticated only the broker binding; version 2 also authenticates its own version byte.
+# Version 1 is still read, so credentials stored before it stay usable until re-encrypted (rotate-keys).
+_V1 = b"\x01"
+_V2 = b"\x02"
+_VERSION = _V2
 _NONCE_BYTES = 12
+_TAG_BYTES = 16
 
 
 class CredentialsDecryptError(Exception):
     """The ciphertext does not open with any configured key for this broker_id."""
 
 
-def _decode_key(text: str) -> bytes:
+def decode_key(text: str) -> bytes:
+    """The 32 raw bytes of a base64url encryption key (padding optional); ValueError otherwise."""
     padded = text.strip() + "=" * (-len(text.strip()) % 4)
     try:
         raw = base64.urlsafe_b64decode(padded)
@@ -39,28 +45,50 @@ class CredentialCipher:
     def __init__(self, keys: list[str]) -> None:
         if not keys:
             raise ValueError("at least one encryption key is needed")
-        self._keys = [AESGCM(_decode_key(k)) for k in keys]
+        self._keys = [AESGCM(decode_key(k)) for k in keys]
 
     def encrypt(self, plaintext: bytes, *, broker_id: str) -> str:
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._keys[0].encrypt(nonce, plaintext, _aad(broker_id))
+        sealed = self._keys[0].encrypt(nonce, plaintext, _aad(_VERSION, broker_id))
         return base64.urlsafe_b64encode(_VERSION + nonce + sealed).decode("ascii")
 
     def decrypt(self, token: str, *, broker_id: str) -> bytes:
-        try:
-            blob = base64.urlsafe_b64decode(token.encode("ascii"))
-        except (binascii.Error, ValueError, UnicodeError) as exc:
-            raise CredentialsDecryptError("malformed ciphertext") from exc
-        if len(blob) < 1 + _NONCE_BYTES + 16 or blob[:1] != _VERSION:
-            raise CredentialsDecryptError("malformed ciphertext")
-        nonce, sealed = blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :]
+        version, nonce, sealed = _split(token)
+        aad = _aad(version, broker_id)
         for key in self._keys:
             try:
-                return key.decrypt(nonce, sealed, _aad(broker_id))
+                return key.decrypt(nonce, sealed, aad)
             except InvalidTag:
                 continue
         raise CredentialsDecryptError("no configured key opens these credentials")
 
+    def rotate(self, token: str, *, broker_id: str) -> str | None:
+        """The same plaintext sealed under the first key in the current format, or None when the token
+        already is. Raises CredentialsDecryptError when no configured key opens it."""
+        version, nonce, sealed = _split(token)
+        if version == _VERSION:
+            try:
+                self._keys[0].decrypt(nonce, sealed, _aad(version, broker_id))
+            except InvalidTag:
+                pass
+            else:
+                return None
+        return self.encrypt(self.decrypt(token, broker_id=broker_id), broker_id=broker_id)
 
-def _aad(broker_id: str) -> bytes:
-    return b"tradedesk:broker:" + broker_id.encode("utf-8")
+
+def _split(token: str) -> tuple[bytes, bytes, bytes]:
+    try:
+        blob = base64.urlsafe_b64decode(token.encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeError) as exc:
+        raise CredentialsDecryptError("malformed ciphertext") from exc
+    if len(blob) < 1 + _NONCE_BYTES + _TAG_BYTES:
+        raise CredentialsDecryptError("malformed ciphertext")
+    version = blob[:1]
+    if version not in (_V1, _V2):
+        raise CredentialsDecryptError("unknown ciphertext version")
+    return version, blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :]
+
+
+def _aad(version: bytes, broker_id: str) -> bytes:
+    binding = b"tradedesk:broker:" + broker_id.encode("utf-8")
+    return binding if version == _V1 else version + binding

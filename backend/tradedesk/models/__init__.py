@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Date,
     DateTime,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -18,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -82,7 +86,8 @@ class BrokerCredentials(Base):
 
 
 class WebSession(Base):
-    """Browser sessions for the embedded (no Redis) setup; keyed by sha256 of the session id."""
+    """Browser sessions for the embedded (no Redis) setup; keyed by sha256 of the session id. On PostgreSQL
+    a row is visible only by its key hash (``app.session_key``) or its broker_id (``app.broker_id``)."""
 
     __tablename__ = "web_sessions"
     __table_args__ = (Index("ix_web_sessions_broker_id_expires_at", "broker_id", "expires_at"),)
@@ -94,7 +99,8 @@ class WebSession(Base):
 
 
 class PendingSignIn(Base):
-    """A redirect sign-in between /login and /callback (embedded setup); keyed by sha256 of state."""
+    """A redirect sign-in between /login and /callback (embedded setup); keyed by sha256 of state. On
+    PostgreSQL a row is visible only by its key hash (``app.session_key``)."""
 
     __tablename__ = "pending_signins"
 
@@ -104,7 +110,9 @@ class PendingSignIn(Base):
 
 
 # Tenant tables: every row belongs to one broker_id; PostgreSQL enforces it with row-level security.
-TENANT_TABLES = ("accounts", "broker_credentials", "fills", "trades", "risk_settings")
+TENANT_TABLES = ("accounts", "broker_credentials", "fills", "trades", "risk_settings", "audit_events")
+# Session tables: rows are reached by key hash (or, for web_sessions, broker_id), never all at once.
+SESSION_TABLES = ("web_sessions", "pending_signins")
 
 
 class Fill(Base):
@@ -191,3 +199,23 @@ class RiskSettings(Base):
     broker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     daily_loss_limit: Mapped[Decimal | None] = mapped_column(Numeric(16, 2))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AuditEvent(Base):
+    """One security event of an account (sign-in, sign-out, revocation, risk change...), append-only.
+    The primary key (broker_id, id) also serves each user's page, newest first."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_broker_id_kind_id", "broker_id", "kind", "id"),)
+
+    broker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # PostgreSQL numbers rows with an identity; SQLite (one writer) takes the user's next number.
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(16))
+    ip: Mapped[str | None] = mapped_column(String(45))
+    device_id: Mapped[str | None] = mapped_column(String(64))
+    device_label: Mapped[str | None] = mapped_column(String(100))
+    session_handle: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))

@@ -1,17 +1,23 @@
-"""/healthz answers while the process lives; /readyz only when the session store and database answer."""
+"""/healthz answers while the process lives; /readyz only when the session store and database answer,
+and otherwise says which is down and why."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from tradedesk.errors import AppError
+from tradedesk.errors import outage_reason
 from tradedesk.sessions.dependencies import State
+
+log = logging.getLogger("tradedesk.ops")
+CHECK_TIMEOUT_S = 2
 
 router = APIRouter(tags=["ops"])
 
@@ -20,10 +26,28 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+Dependency = Literal["database", "sessions"]
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
     database: Literal["ok", "down"]
     sessions: Literal["ok", "down"]
+    reasons: dict[Dependency, str] | None = Field(
+        default=None, description="Why each dependency that is down is down (absent when ready)"
+    )
+
+
+async def _check(name: Dependency, probe: Callable[[], Awaitable[None]]) -> str | None:
+    """None when ``probe`` answers within the timeout, else a short reason (no addresses, no DSNs)."""
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT_S):
+            await probe()
+    except Exception as exc:
+        reason = outage_reason(exc)
+        log.warning("readiness: %s is down (%s)", name, reason)
+        return reason
+    return None
 
 
 @router.get("/healthz", response_model=Health, operation_id="ops-healthz")
@@ -38,29 +62,25 @@ async def healthz() -> Health:
     responses={503: {"model": Readiness, "description": "A dependency is down"}},
 )
 async def readyz(app: State) -> JSONResponse:
-    async def database_ok() -> bool:
-        try:
-            async with asyncio.timeout(2), app.engine.connect() as conn:
-                await conn.execute(text("select 1"))
-            return True
-        except Exception:
-            return False
+    async def database() -> None:
+        async with app.engine.connect() as conn:
+            await conn.execute(text("select 1"))
 
-    async def sessions_ok() -> bool:
-        try:
-            async with asyncio.timeout(2):
-                await app.sessions.store.ping()
-            return True
-        except (AppError, TimeoutError):
-            return False
-
-    db_up, sessions_up = await asyncio.gather(database_ok(), sessions_ok())
-    body = Readiness(
-        status="ready" if db_up and sessions_up else "unavailable",
-        database="ok" if db_up else "down",
-        sessions="ok" if sessions_up else "down",
+    database_down, sessions_down = await asyncio.gather(
+        _check("database", database), _check("sessions", app.sessions.store.ping)
     )
-    headers = {} if body.status == "ready" else {"Retry-After": "5"}
+    reasons: dict[Dependency, str] = {}
+    if database_down:
+        reasons["database"] = database_down
+    if sessions_down:
+        reasons["sessions"] = sessions_down
+    body = Readiness(
+        status="unavailable" if reasons else "ready",
+        database="down" if database_down else "ok",
+        sessions="down" if sessions_down else "ok",
+        reasons=reasons or None,
+    )
+    headers = {"Retry-After": "5"} if reasons else {}
     return JSONResponse(
-        body.model_dump(), status_code=200 if body.status == "ready" else 503, headers=headers
+        body.model_dump(exclude_none=True), status_code=503 if reasons else 200, headers=headers
     )

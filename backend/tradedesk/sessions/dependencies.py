@@ -4,6 +4,7 @@ unsafe methods. Handlers receive records, never raw cookies."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -48,7 +49,15 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's address (as the server, or a trusted proxy, named it) when it parses as an IP
+    address; anything else is None, so a stored session's ip is always an address or nothing."""
+    host = request.client.host if request.client else None
+    if not host:
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
 
 
 OptionalSession = Annotated[SessionRecord | None, Depends(get_optional_session)]

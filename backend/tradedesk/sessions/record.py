@@ -1,11 +1,22 @@
-"""What a session holds. Only the sha256 of its id is ever stored; credentials are ciphertext."""
+"""What a session holds, and its stored form. Only the sha256 of its id is ever stored; credentials are
+ciphertext; the stored bytes carry a MAC bound to their store key."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import logging
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger("tradedesk.sessions")
+
+_FORMAT = b"m1:"
+_MAC_HEX = 64
+_BODY_AT = len(_FORMAT) + _MAC_HEX + 1
+# Separates the record MAC's key from the cookie signer's (itsdangerous derives those from salts).
+_MAC_KEY_LABEL = b"tradedesk.session-record.mac.v1"
 
 
 def key_hash(session_id: str) -> str:
@@ -30,9 +41,51 @@ class SessionRecord(BaseModel):
     credentials_enc: str
     broker_token_expires_at: datetime
 
-    def dump(self) -> bytes:
-        return self.model_dump_json().encode("utf-8")
 
-    @classmethod
-    def load(cls, raw: bytes | str) -> SessionRecord:
-        return cls.model_validate_json(raw)
+class SessionRecordCodec:
+    """Stored form ``m1:<hex HMAC-SHA256>:<JSON>``. The MAC covers the store key hash and the JSON, under
+    a key derived from each secret key (the first MACs, all verify): write access to the store alone
+    cannot change a record's broker_id or move a record under another key. A record that fails the
+    check reads as absent."""
+
+    def __init__(self, secret_keys: list[str]) -> None:
+        if not secret_keys:
+            raise ValueError("at least one secret key is needed")
+        # Keyed once: copying a keyed HMAC is cheaper than keying one on every request.
+        self._macs = [
+            hmac.new(hmac.digest(k.encode("utf-8"), _MAC_KEY_LABEL, "sha256"), digestmod=hashlib.sha256)
+            for k in secret_keys
+        ]
+
+    def encode(self, record: SessionRecord) -> bytes:
+        body = record.model_dump_json().encode("utf-8")
+        return _FORMAT + _mac(self._macs[0], record.key_hash, body) + b":" + body
+
+    def decode(self, raw: bytes | str, *, key_hash: str) -> SessionRecord | None:
+        """The record stored under ``key_hash``, or None (logged) when its MAC does not verify."""
+        data = raw.encode("utf-8") if isinstance(raw, str) else raw
+        sent, body = data[len(_FORMAT) : _BODY_AT - 1], data[_BODY_AT:]
+        if (
+            data[: len(_FORMAT)] != _FORMAT
+            or data[_BODY_AT - 1 : _BODY_AT] != b":"
+            or not any(hmac.compare_digest(sent, _mac(k, key_hash, body)) for k in self._macs)
+        ):
+            log.warning(
+                "a stored session record failed its integrity check and was ignored (key %.12s)", key_hash
+            )
+            return None
+        try:
+            return SessionRecord.model_validate_json(body)
+        except ValidationError:
+            log.warning(
+                "a stored session record has an unexpected shape and was ignored (key %.12s)", key_hash
+            )
+            return None
+
+
+def _mac(keyed: hmac.HMAC, key_hash: str, body: bytes) -> bytes:
+    mac = keyed.copy()
+    mac.update(key_hash.encode("ascii"))
+    mac.update(b"\x00")
+    mac.update(body)
+    return mac.hexdigest().encode("ascii")

@@ -9,9 +9,9 @@ from datetime import datetime
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tradedesk.errors import ServiceUnavailable
+from tradedesk.errors import SessionStoreUnavailable
 from tradedesk.redis import SessionReadChannel
-from tradedesk.sessions.record import SessionRecord
+from tradedesk.sessions.record import SessionRecord, SessionRecordCodec
 
 
 @asynccontextmanager
@@ -19,7 +19,7 @@ async def _redis_guard() -> AsyncIterator[None]:
     try:
         yield
     except RedisError as exc:
-        raise ServiceUnavailable("Session storage is unavailable; try again shortly.") from exc
+        raise SessionStoreUnavailable(store="redis") from exc
 
 
 def _ttl_s(expires_at: datetime, now: datetime) -> int:
@@ -27,10 +27,13 @@ def _ttl_s(expires_at: datetime, now: datetime) -> int:
 
 
 class RedisSessionStore:
-    def __init__(self, redis: Redis, *, prefix: str, reads: SessionReadChannel) -> None:
+    def __init__(
+        self, redis: Redis, *, prefix: str, reads: SessionReadChannel, codec: SessionRecordCodec
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
         self._reads = reads
+        self._codec = codec
 
     def _key(self, key_hash: str) -> str:
         return f"{self._prefix}sess:{key_hash}"
@@ -44,7 +47,7 @@ class RedisSessionStore:
     async def create(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> None:
         index = self._index(record.broker_id)
         async with _redis_guard(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(record.key_hash), record.dump(), ex=_ttl_s(expires_at, now))
+            pipe.set(self._key(record.key_hash), self._codec.encode(record), ex=_ttl_s(expires_at, now))
             pipe.zadd(index, {record.key_hash: record.absolute_expires_at.timestamp()})
             pipe.zremrangebyscore(index, "-inf", now.timestamp())
             pipe.expireat(index, record.absolute_expires_at, gt=True)
@@ -54,11 +57,13 @@ class RedisSessionStore:
     async def load(self, key_hash: str, *, idle_timeout_s: int) -> SessionRecord | None:
         async with _redis_guard():
             raw = await self._reads.getex(self._key(key_hash), ex=idle_timeout_s)
-        return SessionRecord.load(raw) if raw is not None else None
+        return self._codec.decode(raw, key_hash=key_hash) if raw is not None else None
 
     async def save(self, record: SessionRecord, *, expires_at: datetime) -> bool:
         async with _redis_guard():
-            done = await self._redis.set(self._key(record.key_hash), record.dump(), xx=True, keepttl=True)
+            done = await self._redis.set(
+                self._key(record.key_hash), self._codec.encode(record), xx=True, keepttl=True
+            )
         return bool(done)
 
     async def delete(self, record: SessionRecord) -> None:
@@ -86,8 +91,8 @@ class RedisSessionStore:
             for member, raw in zip(members, raws, strict=True):
                 if raw is None:
                     gone.append(member)
-                else:
-                    records.append(SessionRecord.load(raw))
+                elif (record := self._codec.decode(raw, key_hash=member)) is not None:
+                    records.append(record)
             if gone:
                 await self._redis.zrem(self._index(broker_id), *gone)
         return records

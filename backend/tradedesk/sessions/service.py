@@ -36,6 +36,21 @@ class SignedInUser:
     broker_token_expires_at: datetime
 
 
+def seal_credentials(cipher: CredentialCipher, credentials: BrokerCredentialsPlain, *, broker_id: str) -> str:
+    plain = json.dumps({"api_key": credentials.api_key, "access_token": credentials.access_token})
+    return cipher.encrypt(plain.encode("utf-8"), broker_id=broker_id)
+
+
+def open_credentials(cipher: CredentialCipher, ciphertext: str, *, broker_id: str) -> BrokerCredentialsPlain:
+    """The one credentials decoder. Raises CredentialsDecryptError when no configured key opens the
+    ciphertext for this broker_id, or what it holds is not a credentials object."""
+    try:
+        data = json.loads(cipher.decrypt(ciphertext, broker_id=broker_id))
+        return BrokerCredentialsPlain(api_key=str(data["api_key"]), access_token=str(data["access_token"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CredentialsDecryptError("the credentials do not have the expected shape") from exc
+
+
 class SessionService:
     def __init__(
         self,
@@ -55,18 +70,11 @@ class SessionService:
         return self._clock.now()
 
     def encrypt_credentials(self, credentials: BrokerCredentialsPlain, *, broker_id: str) -> str:
-        plain = json.dumps({"api_key": credentials.api_key, "access_token": credentials.access_token})
-        return self._cipher.encrypt(plain.encode("utf-8"), broker_id=broker_id)
+        return seal_credentials(self._cipher, credentials, broker_id=broker_id)
 
     def decrypt_credentials(self, ciphertext: str, *, broker_id: str) -> BrokerCredentialsPlain:
         """Raises CredentialsDecryptError when no configured key opens it (or it is not ours)."""
-        try:
-            data = json.loads(self._cipher.decrypt(ciphertext, broker_id=broker_id))
-            return BrokerCredentialsPlain(
-                api_key=str(data["api_key"]), access_token=str(data["access_token"])
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CredentialsDecryptError("the credentials do not have the expected shape") from exc
+        return open_credentials(self._cipher, ciphertext, broker_id=broker_id)
 
     def credentials_of(self, record: SessionRecord) -> BrokerCredentialsPlain:
         return self.decrypt_credentials(record.credentials_enc, broker_id=record.broker_id)

@@ -1,4 +1,8 @@
-"""Sessions in SQL for the embedded single-process setup (SQLite by default, or PostgreSQL)."""
+"""Sessions in SQL for the embedded single-process setup (SQLite by default, or PostgreSQL).
+
+On PostgreSQL both tables are under row-level security: each transaction binds the one key hash
+(``app.session_key``) or broker_id (``app.broker_id``) it works on, and sees nothing else. Expired rows of
+every user are purged, and pending sign-ins counted, by SECURITY DEFINER functions (migration 0003)."""
 
 from __future__ import annotations
 
@@ -6,69 +10,84 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tradedesk.errors import ServiceUnavailable
+from tradedesk.errors import SessionStoreUnavailable, is_database_outage
+from tradedesk.kit.repository import bind_tenant
 from tradedesk.models import PendingSignIn, WebSession
-from tradedesk.sessions.record import SessionRecord
+from tradedesk.sessions.record import SessionRecord, SessionRecordCodec
 
 
 class SqlSessionStore:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, codec: SessionRecordCodec) -> None:
         self._sessionmaker = sessionmaker
+        self._codec = codec
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncSession]:
+    async def _tx(
+        self, *, session_key: str | None = None, broker_id: str | None = None
+    ) -> AsyncIterator[AsyncSession]:
+        """One transaction, bound to the key hash or the broker_id it may see (PostgreSQL)."""
         try:
             async with self._sessionmaker() as db, db.begin():
+                if session_key is not None and _is_postgres(db):
+                    await db.execute(
+                        text("select set_config('app.session_key', :key_hash, true)"),
+                        {"key_hash": session_key},
+                    )
+                if broker_id is not None:
+                    await bind_tenant(db, broker_id)
                 yield db
         except (OperationalError, DBAPIError) as exc:
-            raise ServiceUnavailable("Session storage is unavailable; try again shortly.") from exc
+            if not is_database_outage(exc):
+                raise  # a bug, not an outage: the logged 500
+            raise SessionStoreUnavailable(store="sql") from exc
 
     async def create(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> None:
-        async with self._tx() as db:
-            await db.execute(delete(WebSession).where(WebSession.expires_at <= now))
+        async with self._tx(session_key=record.key_hash) as db:
+            await _purge_expired(db, WebSession, now=now)
             db.add(
                 WebSession(
                     key_hash=record.key_hash,
                     broker_id=record.broker_id,
-                    record=record.model_dump_json(),
+                    record=self._codec.encode(record).decode("utf-8"),
                     expires_at=expires_at,
                 )
             )
 
     async def load(self, key_hash: str, *, idle_timeout_s: int) -> SessionRecord | None:
-        async with self._tx() as db:
+        async with self._tx(session_key=key_hash) as db:
             raw = await db.scalar(select(WebSession.record).where(WebSession.key_hash == key_hash))
-        return SessionRecord.load(raw) if raw is not None else None
+        return self._codec.decode(raw, key_hash=key_hash) if raw is not None else None
 
     async def save(self, record: SessionRecord, *, expires_at: datetime) -> bool:
-        async with self._tx() as db:
+        async with self._tx(session_key=record.key_hash) as db:
             result = await db.execute(
                 update(WebSession)
                 .where(WebSession.key_hash == record.key_hash)
-                .values(record=record.model_dump_json(), expires_at=expires_at)
+                .values(record=self._codec.encode(record).decode("utf-8"), expires_at=expires_at)
                 .returning(WebSession.key_hash)
             )
             return result.first() is not None
 
     async def delete(self, record: SessionRecord) -> None:
-        async with self._tx() as db:
+        async with self._tx(session_key=record.key_hash) as db:
             await db.execute(delete(WebSession).where(WebSession.key_hash == record.key_hash))
 
     async def list_for_user(self, broker_id: str, *, now: datetime) -> list[SessionRecord]:
-        async with self._tx() as db:
+        async with self._tx(broker_id=broker_id) as db:
             await db.execute(
                 delete(WebSession).where(WebSession.broker_id == broker_id, WebSession.expires_at <= now)
             )
-            rows = await db.scalars(
-                select(WebSession.record)
+            rows = await db.execute(
+                select(WebSession.key_hash, WebSession.record)
                 .where(WebSession.broker_id == broker_id)
                 .order_by(WebSession.expires_at)
             )
-            return [SessionRecord.load(raw) for raw in rows]
+            decoded = (self._codec.decode(raw, key_hash=hashed) for hashed, raw in rows)
+            return [record for record in decoded if record is not None]
 
     async def delete_for_user(
         self, broker_id: str, *, now: datetime, keep_key_hash: str | None = None
@@ -76,7 +95,7 @@ class SqlSessionStore:
         statement = delete(WebSession).where(WebSession.broker_id == broker_id, WebSession.expires_at > now)
         if keep_key_hash is not None:
             statement = statement.where(WebSession.key_hash != keep_key_hash)
-        async with self._tx() as db:
+        async with self._tx(broker_id=broker_id) as db:
             ended = len((await db.execute(statement.returning(WebSession.key_hash))).all())
             await db.execute(
                 delete(WebSession).where(WebSession.broker_id == broker_id, WebSession.expires_at <= now)
@@ -84,8 +103,8 @@ class SqlSessionStore:
         return ended
 
     async def put_pending(self, key_hash: str, payload: bytes, *, ttl_s: int, now: datetime) -> None:
-        async with self._tx() as db:
-            await db.execute(delete(PendingSignIn).where(PendingSignIn.expires_at <= now))
+        async with self._tx(session_key=key_hash) as db:
+            await _purge_expired(db, PendingSignIn, now=now)
             db.add(
                 PendingSignIn(
                     key_hash=key_hash,
@@ -95,7 +114,7 @@ class SqlSessionStore:
             )
 
     async def take_pending(self, key_hash: str, *, now: datetime) -> bytes | None:
-        async with self._tx() as db:
+        async with self._tx(session_key=key_hash) as db:
             result = await db.execute(
                 delete(PendingSignIn)
                 .where(PendingSignIn.key_hash == key_hash)
@@ -109,9 +128,50 @@ class SqlSessionStore:
             return None
         return str(payload).encode("utf-8")
 
+    async def count_pending(self, *, now: datetime) -> tuple[int, datetime | None]:
+        """Pending sign-ins of every user still live at ``now``, and when the soonest of them expires."""
+        async with self._tx() as db:
+            if _is_postgres(db):
+                row = (
+                    await db.execute(
+                        text("select live, next_expires_at from count_pending_signins(:now)"), {"now": now}
+                    )
+                ).one()
+            else:
+                row = (
+                    await db.execute(
+                        select(func.count(), func.min(PendingSignIn.expires_at)).where(
+                            PendingSignIn.expires_at > now
+                        )
+                    )
+                ).one()
+        live, next_expires_at = row
+        return int(live), next_expires_at
+
     async def ping(self) -> None:
         async with self._tx() as db:
             await db.execute(text("select 1"))
 
     async def close(self) -> None:
         return None
+
+
+def _is_postgres(db: AsyncSession) -> bool:
+    return db.get_bind().dialect.name == "postgresql"
+
+
+_PURGE_FUNCTIONS = {
+    WebSession: text("select purge_expired_web_sessions(:now)"),
+    PendingSignIn: text("select purge_expired_pending_signins(:now)"),
+}
+
+
+async def _purge_expired(
+    db: AsyncSession, table: type[WebSession] | type[PendingSignIn], *, now: datetime
+) -> None:
+    """Every user's expired rows. PostgreSQL shows the app none of them, so a function owned by the
+    migration role does it there; it deletes only rows expired by the database's clock too."""
+    if _is_postgres(db):
+        await db.execute(_PURGE_FUNCTIONS[table], {"now": now})
+    else:
+        await db.execute(delete(table).where(table.expires_at <= now))

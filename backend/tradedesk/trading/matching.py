@@ -20,6 +20,11 @@ _KNOWN_REASONS = {"sl": "stop_loss", "target": "target", "sqoff": "square_off"}
 _NOT_REASON_CHARS = re.compile(r"[^a-z0-9_]+")
 
 
+class UnusableInput(ValueError):
+    """An execution or open lot that cannot be matched: a price that is negative, NaN, infinite or not a
+    Decimal, a quantity below one, an unknown side or direction, or a time without a zone."""
+
+
 @dataclass(frozen=True, slots=True)
 class Execution:
     """One fill as the broker reports it."""
@@ -94,25 +99,27 @@ def exit_reason_of(order_type: str | None, tag: str | None) -> str:
 
 def _require_aware(at: datetime, what: str) -> None:
     if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"{what} has a naive datetime ({at.isoformat()}); a time zone is required.")
+        raise UnusableInput(f"{what} has a naive datetime ({at.isoformat()}); a time zone is required.")
 
 
 def _require_price(price: Decimal, what: str) -> None:
     # A float here would silently leak binary rounding into every P&L figure downstream.
     if not isinstance(price, Decimal) or not price.is_finite() or price < 0:
-        raise ValueError(f"{what} has price {price!r}; a finite, non-negative Decimal is required.")
+        raise UnusableInput(f"{what} has price {price!r}; a finite, non-negative Decimal is required.")
 
 
 def _check_open_lots(open_lots: Sequence[OpenLot]) -> None:
     directions = {lot.direction for lot in open_lots}
     if len(directions) > 1:
-        raise ValueError("Open lots mix LONG and SHORT; one instrument is held in one direction at a time.")
+        raise UnusableInput(
+            "Open lots mix LONG and SHORT; one instrument is held in one direction at a time."
+        )
     for lot in open_lots:
         what = f"Open lot from trade {lot.entry_trade_id}"
         if lot.direction not in ("LONG", "SHORT"):
-            raise ValueError(f"{what} has direction {lot.direction!r}; LONG or SHORT is required.")
+            raise UnusableInput(f"{what} has direction {lot.direction!r}; LONG or SHORT is required.")
         if lot.quantity <= 0:
-            raise ValueError(f"{what} has quantity {lot.quantity}; it must be positive.")
+            raise UnusableInput(f"{what} has quantity {lot.quantity}; it must be positive.")
         _require_price(lot.entry_price, what)
         _require_aware(lot.entry_at, what)
 
@@ -120,9 +127,9 @@ def _check_open_lots(open_lots: Sequence[OpenLot]) -> None:
 def _check_execution(execution: Execution) -> None:
     what = f"Execution {execution.trade_id}"
     if execution.side not in _DIRECTION_OF_SIDE:
-        raise ValueError(f"{what} has side {execution.side!r}; BUY or SELL is required.")
+        raise UnusableInput(f"{what} has side {execution.side!r}; BUY or SELL is required.")
     if execution.quantity <= 0:
-        raise ValueError(f"{what} has quantity {execution.quantity}; it must be positive.")
+        raise UnusableInput(f"{what} has quantity {execution.quantity}; it must be positive.")
     _require_price(execution.price, what)
     _require_aware(execution.at, what)
 

@@ -216,7 +216,11 @@ class RiskRepository(BrokerScopedRepository[RiskSettings]):
     model = RiskSettings
 
     async def get(self) -> RiskSettings | None:
-        found: RiskSettings | None = await self.db.scalar(self.base_select())
+        # Fresh from the row even when an earlier read of this transaction is still in the identity map:
+        # set_limit writes with an upsert that bypasses the ORM.
+        found: RiskSettings | None = await self.db.scalar(
+            self.base_select().execution_options(populate_existing=True)
+        )
         return found
 
     async def set_limit(self, limit: Decimal | None, *, now: datetime) -> None:

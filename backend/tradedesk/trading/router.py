@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import io
-import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import date
@@ -16,7 +14,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from tradedesk.errors import BadRequest, ErrorBody, NotFound, ValidationErrorBody
+from tradedesk.audit import service as audit
+from tradedesk.audit.schemas import AuditKind
+from tradedesk.errors import (
+    BadRequest,
+    ErrorBody,
+    NotFound,
+    ValidationErrorBody,
+    is_database_outage,
+    outage_reason,
+)
 from tradedesk.kit.calendar import ist_day, periods_for, validate_range
 from tradedesk.kit.repository import bind_tenant
 from tradedesk.sessions.dependencies import CurrentSession, State, TenantDb
@@ -35,12 +42,17 @@ from tradedesk.trading.schemas import (
     TradesPage,
 )
 
+log = logging.getLogger("tradedesk.trading")
 router = APIRouter(prefix="/api", tags=["trading"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorBody, "description": "A date range, cursor or filter is not acceptable"},
     401: {"model": ErrorBody, "description": "No session, or the broker token is no longer valid"},
     422: {"model": ValidationErrorBody, "description": "A field is missing or has the wrong type"},
+}
+_SYMBOL_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ERRORS,
+    404: {"model": ErrorBody, "description": "You have no trades in that symbol"},
 }
 _BROKER_ERRORS: dict[int | str, dict[str, object]] = {
     **_ERRORS,
@@ -93,21 +105,6 @@ async def _checked_symbol(repo: TradeRepository, symbol: str | None) -> str | No
     return symbol
 
 
-def _encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"before": last_id}).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        before = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))["before"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError):
-        raise BadRequest("The cursor is not one this API handed out; start again without it.") from None
-    if not isinstance(before, int) or isinstance(before, bool) or before < 1:
-        raise BadRequest("The cursor is not one this API handed out; start again without it.")
-    return before
-
-
 @router.post("/sync", response_model=SyncResult, operation_id="trading-sync", responses=_BROKER_ERRORS)
 async def sync(body: SyncRequest, app: State, db: TenantDb, record: CurrentSession) -> SyncResult:
     """Pull the day's executions from the broker, store the new ones and match them into round trips.
@@ -117,7 +114,9 @@ async def sync(body: SyncRequest, app: State, db: TenantDb, record: CurrentSessi
     return await service.sync_fills(app, db, record=record, day=body.day)
 
 
-@router.get("/trades", response_model=TradesPage, operation_id="trading-list_trades", responses=_ERRORS)
+@router.get(
+    "/trades", response_model=TradesPage, operation_id="trading-list_trades", responses=_SYMBOL_ERRORS
+)
 async def list_trades(
     app: State,
     db: TenantDb,
@@ -137,18 +136,15 @@ async def list_trades(
         to_day=end,
         symbol=await _checked_symbol(repo, symbol),
         status=status,
-        before_id=_decode_cursor(cursor) if cursor else None,
+        before_id=service.decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
     more = len(rows) > limit
     rows = rows[:limit]
     return TradesPage(
         items=[TradeRead.model_validate(row) for row in rows],
-        next_cursor=_encode_cursor(rows[-1].id) if more else None,
+        next_cursor=service.encode_cursor(rows[-1].id) if more else None,
     )
-
-
-_CSV_COLUMNS = list(TradeRead.model_fields)
 
 
 @router.get(
@@ -156,7 +152,7 @@ _CSV_COLUMNS = list(TradeRead.model_fields)
     operation_id="trading-export_trades",
     response_class=StreamingResponse,
     responses={
-        **_ERRORS,
+        **_SYMBOL_ERRORS,
         200: {"content": {"text/csv": {}}, "description": "The same rows as /trades, as CSV"},
     },
 )
@@ -175,27 +171,35 @@ async def export_trades(
     broker_id = record.broker_id
 
     async def rows() -> AsyncIterator[str]:
-        # The request's transaction has ended by the time the body streams: read in a fresh one.
-        async with app.sessionmaker() as stream_db:
-            await bind_tenant(stream_db, broker_id)
-            repo = TradeRepository(stream_db, broker_id)
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(_CSV_COLUMNS)
-            before: int | None = None
-            while True:
-                page = await repo.page(
-                    from_day=start, to_day=end, symbol=checked, status=None, before_id=before, limit=1000
-                )
-                for row in page:
-                    data = TradeRead.model_validate(row).model_dump(mode="json")
-                    writer.writerow(["" if data[c] is None else data[c] for c in _CSV_COLUMNS])
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-                if len(page) < 1000:
-                    break
-                before = page[-1].id
+        try:
+            # The request's transaction has ended by the time the body streams: read in a fresh one.
+            async with app.sessionmaker() as stream_db:
+                await bind_tenant(stream_db, broker_id)
+                repo = TradeRepository(stream_db, broker_id)
+                buffer = io.StringIO()
+                writer = csv.writer(buffer)
+                writer.writerow(service.CSV_COLUMNS)
+                before: int | None = None
+                while True:
+                    page = await repo.page(
+                        from_day=start, to_day=end, symbol=checked, status=None, before_id=before, limit=1000
+                    )
+                    writer.writerows(service.trade_csv_row(TradeRead.model_validate(row)) for row in page)
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+                    if len(page) < 1000:
+                        break
+                    before = page[-1].id
+        except Exception as exc:
+            # The status line and part of the file are already out, so this can no longer be a 503:
+            # the file itself says it is incomplete instead of just stopping short.
+            if is_database_outage(exc):
+                log.warning("trades export cut short: database unavailable (%s)", outage_reason(exc))
+                yield service.CSV_DATABASE_ERROR_LINE
+            else:
+                log.exception("trades export cut short")
+                yield service.CSV_ERROR_LINE
 
     label = f"{start or 'all'}_{end or 'all'}"
     return StreamingResponse(
@@ -276,6 +280,22 @@ async def get_risk(app: State, db: TenantDb, record: CurrentSession) -> RiskRead
 @router.put("/risk", response_model=RiskRead, operation_id="trading-put_risk", responses=_ERRORS)
 async def put_risk(body: RiskUpdate, app: State, db: TenantDb, record: CurrentSession) -> RiskRead:
     """Set (or clear, with null) the daily loss limit in rupees."""
-    await RiskRepository(db, record.broker_id).set_limit(body.daily_loss_limit, now=app.clock.now())
+    repo = RiskRepository(db, record.broker_id)
+    before = await repo.get()
+    previous = before.daily_loss_limit if before else None
+    now = app.clock.now()
+    await repo.set_limit(body.daily_loss_limit, now=now)
+    if previous != body.daily_loss_limit:
+        await audit.record(
+            db,
+            broker_id=record.broker_id,
+            kind=AuditKind.RISK_LIMIT_CHANGED,
+            at=now,
+            actor=audit.Actor.of(record),
+            detail={
+                "daily_loss_limit_from": None if previous is None else str(previous),
+                "daily_loss_limit_to": None if body.daily_loss_limit is None else str(body.daily_loss_limit),
+            },
+        )
     await db.flush()
     return await _risk(app, db, record.broker_id)

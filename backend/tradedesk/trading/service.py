@@ -1,10 +1,14 @@
 """Broker sync: pull executions, store the new ones, FIFO-match them into round trips; live positions;
-the daily loss limit."""
+the daily loss limit; the trades cursor and the CSV export's cells."""
 
 from __future__ import annotations
 
 import logging
+import types
+import typing
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -12,17 +16,27 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tradedesk.audit import service as audit
 from tradedesk.brokers.kite.schemas import KiteOrder, KiteTrade
-from tradedesk.errors import BrokerTokenInvalid
+from tradedesk.errors import BrokerTokenInvalid, BrokerUnavailable
 from tradedesk.kit.calendar import ist_day
 from tradedesk.kit.crypto import CredentialsDecryptError
+from tradedesk.kit.cursor import KeysetCursor
+from tradedesk.logs import broker_tag
 from tradedesk.models import Fill, Trade
 from tradedesk.sessions.record import SessionRecord
 from tradedesk.sessions.service import BrokerCredentialsPlain
 from tradedesk.state import AppState
-from tradedesk.trading.matching import ClosedTrip, Execution, OpenLot, execution_order, match_fifo
+from tradedesk.trading.matching import (
+    ClosedTrip,
+    Execution,
+    OpenLot,
+    UnusableInput,
+    execution_order,
+    match_fifo,
+)
 from tradedesk.trading.repository import FillRepository, InstrumentKey, TradeRepository
-from tradedesk.trading.schemas import PositionRead, PositionsRead, RiskRead, SyncResult
+from tradedesk.trading.schemas import PositionRead, PositionsRead, RiskRead, SyncResult, TradeRead
 
 log = logging.getLogger("tradedesk.trading")
 
@@ -34,6 +48,18 @@ def broker_credentials(app: AppState, record: SessionRecord) -> BrokerCredential
         raise BrokerTokenInvalid(
             "This session's broker credentials can no longer be read; reconnect."
         ) from exc
+
+
+@asynccontextmanager
+async def noting_token_refusal(app: AppState, record: SessionRecord) -> AsyncIterator[None]:
+    """A broker call whose token the broker refuses: the refusal goes to the account's audit trail."""
+    try:
+        yield
+    except BrokerTokenInvalid:
+        await audit.record_broker_token_expired(
+            app.sessionmaker, broker_id=record.broker_id, at=app.clock.now(), actor=audit.Actor.of(record)
+        )
+        raise
 
 
 def _fill_row(trade: KiteTrade, order: KiteOrder | None, *, now: datetime) -> dict[str, Any]:
@@ -123,8 +149,9 @@ async def sync_fills(
     """Everything the broker answers is read and validated before anything is written (an unreadable answer
     is a 502 and stores nothing); the write is one transaction, serialised per user."""
     credentials = broker_credentials(app, record)
-    trades = await app.kite.trades(api_key=credentials.api_key, access_token=credentials.access_token)
-    orders = await app.kite.orders(api_key=credentials.api_key, access_token=credentials.access_token)
+    async with noting_token_refusal(app, record):
+        trades = await app.kite.trades(api_key=credentials.api_key, access_token=credentials.access_token)
+        orders = await app.kite.orders(api_key=credentials.api_key, access_token=credentials.access_token)
     by_order = {order.order_id: order for order in orders}
     if day is not None:
         trades = [t for t in trades if ist_day(t.fill_timestamp) == day]
@@ -160,7 +187,14 @@ async def sync_fills(
             executions = sorted((_execution(f) for f in await fills.all_for(key)), key=execution_order)
         else:
             existing = await repo.open_lots(key)
-        lots, closed = match_fifo([_as_lot(row) for row in existing], executions)
+        try:
+            lots, closed = match_fifo([_as_lot(row) for row in existing], executions)
+        except UnusableInput as exc:
+            # Raised before anything of this sync is committed: the transaction rolls back whole.
+            log.warning("sync refused unusable broker data: %s", exc)
+            raise BrokerUnavailable(
+                f"The broker's executions cannot be matched into trades ({exc}); nothing was stored."
+            ) from exc
         closed_total += len(closed)
         await repo.insert_many([_closed_row(key, trip) for trip in closed])
         # Open lots keep their row (and id) while they stay open, so pagination stays stable.
@@ -176,14 +210,20 @@ async def sync_fills(
                 await repo.set_quantity(row.id, lot.quantity)
         await repo.insert_many(fresh)
     log.info(
-        "synced broker_id=%s fills_new=%d trades_closed=%d", record.broker_id, len(new_fills), closed_total
+        "synced broker=%s fills_new=%d trades_closed=%d",
+        broker_tag(record.broker_id),
+        len(new_fills),
+        closed_total,
     )
     return SyncResult(fills_new=len(new_fills), trades_closed=closed_total)
 
 
 async def live_positions(app: AppState, *, record: SessionRecord) -> PositionsRead:
     credentials = broker_credentials(app, record)
-    positions = await app.kite.positions(api_key=credentials.api_key, access_token=credentials.access_token)
+    async with noting_token_refusal(app, record):
+        positions = await app.kite.positions(
+            api_key=credentials.api_key, access_token=credentials.access_token
+        )
     items = [
         PositionRead(
             exchange=p.exchange,
@@ -212,3 +252,53 @@ def risk_view(limit: Decimal | None, realised_today: Decimal) -> RiskRead:
         daily_loss_used=used,
         trading_blocked=limit is not None and used >= limit,
     )
+
+
+# -- the trades cursor ---------------------------------------------------------------------------------
+
+# ``GET /api/trades``: the page after a cursor holds ids below the one it names.
+TRADES_CURSOR = KeysetCursor("before")
+encode_cursor = TRADES_CURSOR.encode
+decode_cursor = TRADES_CURSOR.decode
+
+
+# -- CSV export ----------------------------------------------------------------------------------------
+
+CSV_COLUMNS = list(TradeRead.model_fields)
+# What a spreadsheet would run as a formula (OWASP "CSV injection"): =, +, -, @, tab and carriage return.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _is_number(annotation: object) -> bool:
+    members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    return all(member in (int, Decimal, type(None)) for member in members)
+
+
+# Numbers are written as numbers: a negative P&L stays -150.5, not '-150.5.
+_NUMBER_COLUMNS = frozenset(
+    name for name, field in TradeRead.model_fields.items() if _is_number(field.annotation)
+)
+
+
+def csv_text_cell(value: str) -> str:
+    """A text cell a spreadsheet shows as text: a leading formula character gets a single quote."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def trade_csv_row(trade: TradeRead) -> list[str]:
+    """One trade as CSV cells in :data:`CSV_COLUMNS` order, with the same values as the JSON list."""
+    data = trade.model_dump(mode="json")
+    cells: list[str] = []
+    for column in CSV_COLUMNS:
+        value = data[column]
+        if value is None:
+            cells.append("")
+        elif column in _NUMBER_COLUMNS:
+            cells.append(str(value))
+        else:
+            cells.append(csv_text_cell(str(value)))
+    return cells
+
+
+CSV_DATABASE_ERROR_LINE = "# error: export incomplete, database unavailable; retry\r\n"
+CSV_ERROR_LINE = "# error: export incomplete, an error on our side has been logged; retry\r\n"

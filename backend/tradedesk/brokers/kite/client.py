@@ -4,6 +4,8 @@ mapped to our errors. Secrets travel only in request bodies and headers, never i
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -27,6 +29,9 @@ from tradedesk.errors import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+
+# (endpoint as "METHOD /path/template", duration_s, error class name or None): told of every broker call.
+BrokerCallObserver = Callable[[str, float, str | None], None]
 
 
 class _TradeList(RootModel[list[KiteTrade]]):
@@ -55,6 +60,7 @@ class KiteClient:
             transport=transport,
             headers={"X-Kite-Version": "3", "User-Agent": "tradedesk/0.1"},
         )
+        self.call_observer: BrokerCallObserver | None = None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -101,7 +107,33 @@ class KiteClient:
         auth: tuple[str, str] | None = None,
         signing_in: bool = False,
     ) -> object:
-        """The ``data`` member of a successful answer; every failure raised as an AppError."""
+        """The ``data`` member of a successful answer; every failure raised as an AppError. ``path`` also
+        names the endpoint in metrics, so it never carries an id or a token."""
+        started_at = time.perf_counter()
+        try:
+            answer = await self._exchange(
+                method, path, data=data, params=params, auth=auth, signing_in=signing_in
+            )
+        except Exception as exc:
+            self._observe(f"{method} {path}", started_at, type(exc).__name__)
+            raise
+        self._observe(f"{method} {path}", started_at, None)
+        return answer
+
+    def _observe(self, endpoint: str, started_at: float, error: str | None) -> None:
+        if self.call_observer is not None:
+            self.call_observer(endpoint, time.perf_counter() - started_at, error)
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: dict[str, str] | None,
+        params: dict[str, str] | None,
+        auth: tuple[str, str] | None,
+        signing_in: bool,
+    ) -> object:
         headers = {"Authorization": f"token {auth[0]}:{auth[1]}"} if auth else None
         try:
             response = await self._http.request(method, path, data=data, params=params, headers=headers)

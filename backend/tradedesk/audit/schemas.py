@@ -1,0 +1,45 @@
+"""What an audit event is, and how a page of them reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class AuditKind(StrEnum):
+    SIGN_IN = "sign_in"
+    LOGOUT = "logout"
+    SESSION_REVOKED = "session_revoked"
+    OTHER_SESSIONS_REVOKED = "other_sessions_revoked"
+    DISCONNECT = "disconnect"
+    RISK_LIMIT_CHANGED = "risk_limit_changed"
+    BROKER_TOKEN_EXPIRED = "broker_token_expired"  # noqa: S105 - an event name, not a secret
+
+
+class AuditOutcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+DetailValue = str | int | bool | None
+
+
+class AuditEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    occurred_at: datetime
+    kind: AuditKind
+    outcome: AuditOutcome
+    ip: str | None
+    device_id: str | None
+    device_label: str | None
+    session_handle: str | None
+    detail: dict[str, DetailValue]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventRead]
+    next_cursor: str | None

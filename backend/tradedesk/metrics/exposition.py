@@ -1,0 +1,143 @@
+"""Where Prometheus reads the registry: `GET /metrics` on the API behind a bearer token, or the same on a
+loopback port of its own; and the hook that counts session-store failures where they are answered."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import inspect
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import SecretStr
+from starlette.types import Receive, Scope, Send
+
+from tradedesk.errors import AppError, NotAuthenticated, ServiceUnavailable
+from tradedesk.metrics.instruments import AppMetrics
+
+LISTENER_HOST = "127.0.0.1"
+
+
+def metrics_router(metrics: AppMetrics, *, token: SecretStr | None) -> APIRouter:
+    """``GET /metrics`` for holders of ``token``; without a token the route does not exist at all."""
+    router = APIRouter()
+    if token is None:
+        return router
+    expected = token.get_secret_value().encode("utf-8")
+
+    @router.get("/metrics", include_in_schema=False)
+    async def scrape(request: Request) -> Response:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        # Header values arrive latin-1 decoded; re-encoding gives back the bytes that were sent.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode("latin-1"), expected
+        ):
+            raise NotAuthenticated(
+                "Send the metrics token as `Authorization: Bearer <token>`.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return Response(await metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def count_session_store_errors(app: FastAPI, metrics: AppMetrics) -> None:
+    """Counts 503s caused by a session store, then answers them as the app's error handlers would."""
+    previous = app.exception_handlers.get(ServiceUnavailable)
+
+    async def on_service_unavailable(request: Request, exc: Exception) -> Response:
+        metrics.count_store_error(exc)
+        handler = previous or request.app.exception_handlers[AppError]
+        answer = handler(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    app.add_exception_handler(ServiceUnavailable, on_service_unavailable)
+
+
+class _QuietServer(uvicorn.Server):
+    """A second server in a process whose signals belong to the first one."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class MetricsListener:
+    """``/metrics`` on its own loopback port, for deployments that keep it off the public API. Started and
+    stopped by the app's lifespan; does nothing when no port is configured."""
+
+    def __init__(self, metrics: AppMetrics, *, port: int | None, host: str = LISTENER_HOST) -> None:
+        self._metrics = metrics
+        self._port = port
+        self._host = host
+        self._server: _QuietServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+
+    async def start(self) -> None:
+        if self._port is None:
+            return
+        # Bound here, so a port in use fails startup with an OSError rather than uvicorn's sys.exit.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self._port))
+        except OSError:
+            sock.close()
+            raise
+        config = uvicorn.Config(
+            self._serve,
+            interface="asgi3",
+            lifespan="off",
+            proxy_headers=False,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=2,
+        )
+        self._socket = sock
+        self._server = _QuietServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="tradedesk-metrics")
+        async with asyncio.timeout(5):
+            while not self._server.started:
+                if self._task.done():
+                    await self._task
+                    raise RuntimeError("the metrics listener stopped during startup")
+                await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await self._task
+        finally:
+            if self._socket is not None:
+                self._socket.close()
+            self._server = self._task = self._socket = None
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] != "/metrics":
+            status, content_type, body = 404, b"text/plain; charset=utf-8", b"Not found: try /metrics.\n"
+        elif scope["method"] not in ("GET", "HEAD"):
+            status, content_type, body = 405, b"text/plain; charset=utf-8", b"Method not allowed.\n"
+        else:
+            status, content_type, body = (
+                200,
+                CONTENT_TYPE_LATEST.encode("ascii"),
+                await self._metrics.exposition(),
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})

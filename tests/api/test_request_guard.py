@@ -1,0 +1,347 @@
+"""What the middleware refuses before any handler runs, and what it adds to every answer: client address
+behind trusted proxies, Host, header and body limits, sessionless unsafe requests, Origin, content type,
+request ids, security headers, the docs page and the OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.conftest import API_BASE, DEMO_API_KEY, DEMO_API_SECRET, SPA_ORIGIN, SignIn, make_settings
+from tradedesk.kit.clock import ManualClock
+from tradedesk.main import create_app
+from tradedesk.middleware import ClientAddressMiddleware, parse_ip
+
+MakeApi = Callable[..., Awaitable[FastAPI]]
+
+
+@pytest.fixture
+async def make_api(
+    clean_database: str, redis_prefix: str, clock: ManualClock, kitesim: object
+) -> AsyncIterator[MakeApi]:
+    """Builds and starts an app on PostgreSQL + Redis with the given settings overrides."""
+    async with AsyncExitStack() as stack:
+
+        async def make(**overrides: object) -> FastAPI:
+            settings = make_settings(clean_database, redis_prefix=redis_prefix, **overrides)
+            app = create_app(settings, clock=clock, kite_transport=httpx.ASGITransport(app=kitesim))  # type: ignore[arg-type]
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            return app
+
+        yield make
+
+
+def browser(
+    app: FastAPI, *, peer: str = "203.0.113.7", origin: str | None = SPA_ORIGIN, base_url: str = API_BASE
+) -> httpx.AsyncClient:
+    headers = {"Origin": origin} if origin else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, client=(peer, 5555)), base_url=base_url, headers=headers
+    )
+
+
+class TestClientAddress:
+    guard = ClientAddressMiddleware(lambda *_: None, trusted_proxies=["10.0.0.0/8", "::1/128"])  # type: ignore[arg-type]
+
+    def test_untrusted_peer_keeps_its_own_address(self) -> None:
+        assert self.guard.client_for("203.0.113.7", ["198.51.100.1"]) == "203.0.113.7"
+
+    def test_rightmost_untrusted_hop_is_the_client(self) -> None:
+        chain = ["6.6.6.6, 198.51.100.1, 10.0.0.3"]
+        assert self.guard.client_for("10.0.0.2", chain) == "198.51.100.1"
+
+    def test_several_headers_are_one_chain(self) -> None:
+        assert self.guard.client_for("10.0.0.2", ["6.6.6.6", "198.51.100.1"]) == "198.51.100.1"
+
+    def test_garbage_hop_stops_at_the_last_vouched_address(self) -> None:
+        assert self.guard.client_for("10.0.0.2", ["<script>, 10.0.0.9"]) == "10.0.0.9"
+        assert self.guard.client_for("10.0.0.2", ["not-an-ip"]) == "10.0.0.2"
+
+    def test_all_trusted_chain_gives_the_leftmost(self) -> None:
+        assert self.guard.client_for("::1", ["10.1.1.1, 10.2.2.2"]) == "10.1.1.1"
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [("1.2.3.4", "1.2.3.4"), ("1.2.3.4:80", "1.2.3.4"), ("[::1]:80", "::1"), ("::1", "::1"), ("x", None)],
+    )
+    def test_parse_ip(self, text: str, expected: str | None) -> None:
+        parsed = parse_ip(text)
+        assert (str(parsed) if parsed else None) == expected
+
+    async def test_forwarded_for_from_an_untrusted_peer_is_ignored(
+        self, make_api: MakeApi, sign_in: SignIn
+    ) -> None:
+        app = await make_api()
+        client = browser(app)
+        client.headers["X-Forwarded-For"] = "1.1.1.1"
+        await sign_in(client)
+        sessions = (await client.get("/api/auth/sessions")).json()
+        assert [s["ip"] for s in sessions] == ["203.0.113.7"]
+        await client.aclose()
+
+    async def test_rotating_forwarded_for_does_not_escape_the_rate_limit(self, make_api: MakeApi) -> None:
+        app = await make_api(signin_rate_limit=3)
+        client = browser(app)
+        answers = []
+        for n in range(5):
+            response = await client.post(
+                "/api/auth/login",
+                json={"api_key": DEMO_API_KEY, "api_secret": "s"},
+                headers={"X-Forwarded-For": f"192.0.2.{n}"},
+            )
+            answers.append(response.status_code)
+        assert answers == [200, 200, 200, 429, 429]
+        await client.aclose()
+
+    async def test_trusted_proxy_names_the_client(self, make_api: MakeApi, sign_in: SignIn) -> None:
+        app = await make_api(trusted_proxies=["10.0.0.0/8"])
+        client = browser(app, peer="10.0.0.2")
+        client.headers["X-Forwarded-For"] = "6.6.6.6, 198.51.100.23"
+        await sign_in(client)
+        sessions = (await client.get("/api/auth/sessions")).json()
+        assert [s["ip"] for s in sessions] == ["198.51.100.23"]
+        await client.aclose()
+
+
+class TestHostAndRedirects:
+    async def test_unknown_host_is_400(self, make_api: MakeApi) -> None:
+        app = await make_api()
+        client = browser(app, base_url="http://evil.test")
+        response = await client.get("/healthz")
+        assert response.status_code == 400
+        assert response.json()["error"] == "InvalidHost"
+        await client.aclose()
+
+    async def test_configured_hosts_and_wildcards(self, make_api: MakeApi) -> None:
+        app = await make_api(allowed_hosts=["api.example.com", "*.internal.example"])
+        for base, status in (
+            ("http://api.example.com", 200),
+            ("http://a.internal.example:8000", 200),
+            ("http://internal.example", 400),
+            ("http://api.test", 400),
+        ):
+            client = browser(app, base_url=base)
+            assert (await client.get("/healthz")).status_code == status, base
+            await client.aclose()
+
+    async def test_no_trailing_slash_redirect_on_api(self, make_api: MakeApi, sign_in: SignIn) -> None:
+        app = await make_api()
+        client = browser(app)
+        await sign_in(client)
+        response = await client.get("/api/trades/", headers={"Host": "api.test"})
+        assert response.status_code == 404
+        assert "location" not in response.headers
+        await client.aclose()
+
+
+class TestSizeLimits:
+    async def test_declared_body_over_the_limit_is_413(self, make_api: MakeApi) -> None:
+        app = await make_api()
+        client = browser(app)
+        response = await client.post(
+            "/api/auth/login",
+            content=b'{"api_key": "' + b"k" * 70_000 + b'", "api_secret": "s"}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 413
+        assert response.json()["error"] == "PayloadTooLarge"
+        await client.aclose()
+
+    async def test_streamed_body_over_the_limit_is_413_and_not_read_on(self, make_api: MakeApi) -> None:
+        app = await make_api(max_body_bytes=4096)
+        client = browser(app)
+        sent: list[int] = []
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b'{"api_key": "'
+            for n in range(100):
+                sent.append(n)
+                yield b"k" * 1024
+
+        response = await client.post(
+            "/api/auth/login", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert len(sent) < 10
+        await client.aclose()
+
+    async def test_sessionless_unsafe_request_is_401_before_its_body_is_read(self, make_api: MakeApi) -> None:
+        app = await make_api()
+        client = browser(app)
+        sent: list[int] = []
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for n in range(3):
+                sent.append(n)
+                yield b"{}" if n == 0 else b" "
+
+        response = await client.post(
+            "/api/sync", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 401
+        assert response.json()["error"] == "NotAuthenticated"
+        assert sent == []
+        forged = await client.post("/api/sync", json={}, headers={"Cookie": "tradedesk=not.a.signed.value"})
+        assert forged.status_code == 401
+        await client.aclose()
+
+    async def test_oversized_headers_are_431(self, make_api: MakeApi) -> None:
+        app = await make_api(max_header_bytes=2048)
+        client = browser(app)
+        response = await client.get("/healthz", headers={"X-Padding": "p" * 4000})
+        assert response.status_code == 431
+        assert response.json()["error"] == "RequestHeaderFieldsTooLarge"
+        await client.aclose()
+
+
+class TestUnsafeRequests:
+    async def test_null_origin_with_allowed_referer_is_403(self, make_api: MakeApi) -> None:
+        app = await make_api()
+        client = browser(app, origin="null")
+        response = await client.post(
+            "/api/auth/login",
+            json={"api_key": DEMO_API_KEY, "api_secret": DEMO_API_SECRET},
+            headers={"Referer": f"{SPA_ORIGIN}/connect"},
+        )
+        assert response.status_code == 403
+        assert response.json()["error"] == "OriginRejected"
+        await client.aclose()
+
+    @pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+    async def test_bodies_that_are_not_json_are_415(
+        self, make_api: MakeApi, content_type: str | None
+    ) -> None:
+        app = await make_api()
+        client = browser(app)
+        request = client.build_request("POST", "/api/auth/login", content=b'{"api_key":"k","api_secret":"s"}')
+        if content_type is not None:
+            request.headers["Content-Type"] = content_type
+        assert request.headers.get("content-type") == content_type
+        response = await client.send(request)
+        assert response.status_code == 415
+        assert response.json()["error"] == "UnsupportedMediaType"
+        await client.aclose()
+
+
+class TestResponses:
+    async def test_request_id_is_returned_and_kept_when_sane(self, make_api: MakeApi) -> None:
+        app = await make_api()
+        client = browser(app)
+        fresh = await client.get("/healthz")
+        assert len(fresh.headers["x-request-id"]) == 16
+        kept = await client.get("/healthz", headers={"X-Request-ID": "lb-0123456789abcdef"})
+        assert kept.headers["x-request-id"] == "lb-0123456789abcdef"
+        for junk in ("a\u00e9b c".encode() * 3, b"short", b"x" * 65, b"id\r\ninjected: yes"):
+            answer = await client.get("/healthz", headers={"X-Request-ID": junk})
+            assert answer.headers["x-request-id"].encode() != junk
+        await client.aclose()
+
+    async def test_hsts_only_in_secure_mode(self, make_api: MakeApi) -> None:
+        development = browser(await make_api())
+        assert "strict-transport-security" not in (await development.get("/healthz")).headers
+        secure = browser(await make_api(cookie_secure=True))
+        assert "max-age=" in (await secure.get("/healthz")).headers["strict-transport-security"]
+        await development.aclose()
+        await secure.aclose()
+
+    async def test_unexpected_error_is_a_logged_json_500_with_cors(
+        self, make_api: MakeApi, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        app = await make_api()
+
+        async def broken() -> None:
+            raise RuntimeError("boom in a handler")
+
+        app.add_api_route("/api/broken", broken, methods=["GET"])
+        client = browser(app)
+        with caplog.at_level(logging.ERROR, logger="tradedesk.http"):
+            response = await client.get("/api/broken")
+        assert response.status_code == 500
+        assert response.json()["error"] == "InternalError"
+        assert response.headers["access-control-allow-origin"] == SPA_ORIGIN
+        assert response.headers["x-request-id"]
+        assert any("boom in a handler" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+        await client.aclose()
+
+    async def test_lifespan_passes_through_every_middleware(
+        self, clean_database: str, redis_prefix: str, clock: ManualClock
+    ) -> None:
+        app = create_app(make_settings(clean_database, redis_prefix=redis_prefix), clock=clock)
+        messages: list[dict[str, Any]] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+        sent: list[str] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message["type"])
+
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)  # type: ignore[arg-type]
+        assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+class TestDocs:
+    async def test_docs_are_self_hosted_under_a_csp(self, make_api: MakeApi) -> None:
+        app = await make_api()
+        client = browser(app)
+        page = await client.get("/docs")
+        assert page.status_code == 200
+        assert "http" not in page.text.replace("http-equiv", "")  # no script or style from another host
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert (await client.get("/docs/init.js")).status_code == 200
+        bundle = await client.get("/docs/assets/swagger-ui-bundle.js")
+        assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text[:2000]
+        await client.aclose()
+
+    async def test_docs_off_in_production_unless_enabled(self, make_api: MakeApi) -> None:
+        production = {
+            "env": "production",
+            "cookie_secure": True,
+            "encryption_keys": ["cHJvZHVjdGlvbi1lbmNyeXB0aW9uLWtleS0zMi1ieXQ"],
+        }
+        off = browser(await make_api(**production))
+        assert (await off.get("/docs")).status_code == 404
+        assert (await off.get("/openapi.json")).status_code == 404
+        on = browser(await make_api(**production, docs_enabled=True))
+        assert (await on.get("/docs")).status_code == 200
+        assert (await on.get("/openapi.json")).status_code == 200
+        await off.aclose()
+        await on.aclose()
+
+    async def test_own_origin_may_make_changes_only_while_docs_are_on(self, make_api: MakeApi) -> None:
+        body = {"api_key": DEMO_API_KEY, "api_secret": DEMO_API_SECRET}
+        with_docs = browser(await make_api(docs_enabled=True), origin=API_BASE)
+        assert (await with_docs.post("/api/auth/login", json=body)).status_code == 200
+        without = browser(await make_api(docs_enabled=False), origin=API_BASE)
+        refused = await without.post("/api/auth/login", json=body)
+        assert refused.status_code == 403 and refused.json()["error"] == "OriginRejected"
+        await with_docs.aclose()
+        await without.aclose()
+
+    async def test_openapi_names_the_real_cookie_and_the_csrf_header(self, make_api: MakeApi) -> None:
+        spec = (await browser(await make_api(cookie_secure=True)).get("/openapi.json")).json()
+        schemes = spec["components"]["securitySchemes"]
+        assert schemes["SessionCookie"] == {
+            **schemes["SessionCookie"],
+            "in": "cookie",
+            "name": "__Host-tradedesk",
+        }
+        assert schemes["CsrfToken"] == {**schemes["CsrfToken"], "in": "header", "name": "X-CSRF-Token"}
+        paths = spec["paths"]
+        assert paths["/api/auth/logout"]["post"]["security"] == [{"SessionCookie": [], "CsrfToken": []}]
+        assert paths["/api/trades"]["get"]["security"] == [{"SessionCookie": []}]
+        for path, method in (
+            ("/api/auth/login", "post"),
+            ("/api/auth/authenticate", "post"),
+            ("/api/auth/set-access-token", "post"),
+            ("/api/auth/callback", "get"),
+            ("/api/auth/status", "get"),
+        ):
+            assert {} in paths[path][method].get("security", [{}]), path

@@ -1,0 +1,40 @@
+"""docker-compose.yml cannot be run here (no Docker engine); these checks pin what the deployment relies on."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_only_the_load_balancer_is_a_trusted_proxy() -> None:
+    spec = compose()
+    env = spec["x-api-env"]
+    assert "FORWARDED_ALLOW_IPS" not in env
+    trusted = [ipaddress.ip_network(c) for c in str(env["TRADEDESK_TRUSTED_PROXIES"]).split(",")]
+    lb_address = ipaddress.ip_address(spec["services"]["lb"]["networks"]["default"]["ipv4_address"])
+    subnet = ipaddress.ip_network(spec["networks"]["default"]["ipam"]["config"][0]["subnet"])
+    assert lb_address in subnet
+    assert trusted == [ipaddress.ip_network(f"{lb_address}/32")]
+
+
+def test_load_balancer_overwrites_forwarded_for() -> None:
+    conf = compose()["configs"]["lb_conf"]["content"]
+    assert "proxy_set_header X-Forwarded-For $$remote_addr;" in conf
+    assert "proxy_add_x_forwarded_for" not in conf
+    assert "client_max_body_size 64k;" in conf
+
+
+def test_api_hosts_are_bounded() -> None:
+    env = compose()["x-api-env"]
+    hosts = str(env["TRADEDESK_ALLOWED_HOSTS"]).split(",")
+    assert "*" not in hosts and "localhost" in hosts
