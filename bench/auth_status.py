@@ -74,6 +74,11 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="keep the per-request JSON log on (it goes to the API's log file) instead of --no-access-log",
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
 
@@ -124,7 +129,14 @@ def main() -> int:
         procs.append(
             Proc(
                 python_module(
-                    "tradedesk", "--port", str(api_port), "--log-level", "warning", "--no-access-log"
+                    "tradedesk",
+                    "--port",
+                    str(api_port),
+                    *(
+                        ["--log-level", "info"]
+                        if args.access_log
+                        else ["--log-level", "warning", "--no-access-log"]
+                    ),
                 ),
                 env=env,
                 health_url=f"{api}/healthz",
@@ -176,6 +188,7 @@ def main() -> int:
         figures = {
             "machine": f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().machine}",
             "connections": args.connections,
+            "access_log": args.access_log,
             "duration_s": args.duration,
             "healthz": health,
             "auth_status": status,

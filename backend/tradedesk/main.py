@@ -24,11 +24,9 @@ from tradedesk.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from tradedesk.kit.signing import CookieSigner
 from tradedesk.metrics.exposition import MetricsListener, count_session_store_errors, metrics_router
 from tradedesk.metrics.instruments import AppMetrics
-from tradedesk.metrics.middleware import RequestMetricsMiddleware
 from tradedesk.middleware import (
     ClientAddressMiddleware,
     RequestGuardMiddleware,
-    RequestLogMiddleware,
     ResponseHardeningMiddleware,
 )
 from tradedesk.ops.router import router as ops_router
@@ -98,7 +96,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     state = build_state(settings, clock=clock, kite_transport=kite_transport)
-    metrics = AppMetrics(state)
+    metrics = state.metrics = AppMetrics(state)
     metrics_listener = MetricsListener(metrics, port=settings.metrics_port)
 
     @asynccontextmanager
@@ -153,9 +151,14 @@ def create_app(
         session_cookie=settings.session_cookie_name,
         cookie_is_signed=lambda value: state.sessions.key_hash_of_cookie(value) is not None,
     )
-    app.add_middleware(ResponseHardeningMiddleware, hsts=production or settings.cookie_secure)
-    app.add_middleware(RequestLogMiddleware, access_log=settings.access_log)
-    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(
+        ResponseHardeningMiddleware,
+        hsts=production or settings.cookie_secure,
+        access_log=settings.access_log,
+        observe=metrics.observe_request,
+    )
+    if settings.trusted_proxies:
+        app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -165,6 +168,4 @@ def create_app(
         expose_headers=["Retry-After"],
         max_age=600,
     )
-    # Added last, so outermost: request timing covers every other layer, CORS included.
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

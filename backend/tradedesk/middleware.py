@@ -171,6 +171,17 @@ class RequestGuardMiddleware:
         self.max_header_bytes = max_header_bytes
         self.session_cookie = session_cookie
         self.cookie_is_signed = cookie_is_signed
+        # Host header value -> allowed; bounded, so a flood of made-up hosts cannot grow it.
+        self._host_verdicts: dict[str, bool] = {}
+
+    def _host_allowed(self, value: str) -> bool:
+        verdict = self._host_verdicts.get(value)
+        if verdict is None:
+            host = _host_of(value)
+            verdict = host is not None and _host_matches(host, self.hosts)
+            if len(self._host_verdicts) < 1024:
+                self._host_verdicts[value] = verdict
+        return verdict
 
     def _has_signed_session(self, headers: Headers) -> bool:
         for cookie_header in headers.getlist("cookie"):
@@ -185,9 +196,8 @@ class RequestGuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        host = _host_of(headers.get("host", ""))
         refusal: tuple[int, str, str] | None = None
-        if host is None or not _host_matches(host, self.hosts):
+        if not self._host_allowed(headers.get("host", "")):
             refusal = 400, "InvalidHost", "This API does not answer to that Host."
         elif sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
             refusal = (
@@ -204,8 +214,10 @@ class RequestGuardMiddleware:
         if refusal is not None:
             await _send_json(send, *refusal)
             return
+        length = headers.get("content-length")
+        chunked = headers.get("transfer-encoding") is not None
         try:
-            declared = int(headers.get("content-length") or 0)
+            declared = int(length) if length else 0
         except ValueError:
             await _send_json(send, 400, "BadRequest", "Content-Length is not a number.")
             return
@@ -215,13 +227,18 @@ class RequestGuardMiddleware:
             )
             return
         if scope["method"] in UNSAFE_METHODS:
-            refusal = self._refuse_unsafe(scope, headers, declared)
+            refusal = self._refuse_unsafe(scope, headers, declared, chunked=chunked)
             if refusal is not None:
                 await _send_json(send, *refusal)
                 return
-        await self._with_body_limit(scope, receive, send)
+        if declared == 0 and not chunked:
+            await self.app(scope, receive, send)  # no body to count (the common GET)
+        else:
+            await self._with_body_limit(scope, receive, send)
 
-    def _refuse_unsafe(self, scope: Scope, headers: Headers, declared: int) -> tuple[int, str, str] | None:
+    def _refuse_unsafe(
+        self, scope: Scope, headers: Headers, declared: int, *, chunked: bool
+    ) -> tuple[int, str, str] | None:
         origin = headers.get("origin")
         if origin is None:
             # Browsers always label cross-site requests; without an Origin that label is decisive.
@@ -237,7 +254,7 @@ class RequestGuardMiddleware:
         path: str = scope["path"]
         if path.startswith("/api/") and path not in PRE_AUTH_PATHS and not self._has_signed_session(headers):
             return 401, "NotAuthenticated", "Sign in first: this needs a session."
-        if declared > 0 or headers.get("transfer-encoding") is not None:
+        if declared > 0 or chunked:
             media_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type != "application/json":
                 return (
@@ -281,74 +298,35 @@ class RequestGuardMiddleware:
 _SAFE_REQUEST_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
-class RequestLogMiddleware:
-    """A request id for every request (a sane incoming ``X-Request-ID`` is kept, so a proxy's id joins
-    up), returned as ``X-Request-ID``, set on every log line written meanwhile, and one ``tradedesk.http``
-    line per request: method, route template, status, duration and a short hash of the broker_id. The
-    query string is never logged (the sign-in callback carries its tokens there)."""
-
-    def __init__(self, app: ASGIApp, *, access_log: bool) -> None:
-        self.app = app
-        self.access_log = access_log
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = Headers(scope=scope).get("x-request-id", "")
-        if 8 <= len(incoming) <= 64 and set(incoming) <= _SAFE_REQUEST_ID:
-            request_id = incoming
-        else:
-            request_id = secrets.token_hex(8)
-        token = request_id_var.set(request_id)
-        header = (b"x-request-id", request_id.encode("ascii"))
-        status = 500
-        started_at = time.perf_counter()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            if self.access_log:
-                self._log(scope, status, time.perf_counter() - started_at)
-            request_id_var.reset(token)
-
-    @staticmethod
-    def _log(scope: Scope, status: int, elapsed_s: float) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
-        record = (scope.get("state") or {}).get("session")
-        broker_id = getattr(record, "broker_id", None)
-        client = scope.get("client")
-        log.info(
-            "%s %s %d %.1fms",
-            scope["method"],
-            template,
-            status,
-            elapsed_s * 1000,
-            extra={
-                "method": scope["method"],
-                "route": template,
-                "status": status,
-                "duration_ms": round(elapsed_s * 1000, 2),
-                "broker": broker_tag(broker_id) if broker_id else None,
-                "client_ip": client[0] if client else None,
-            },
-        )
+def _request_id(scope: Scope) -> str:
+    """A sane incoming ``X-Request-ID`` is kept (a proxy's id joins up); anything else gets a fresh one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text: str = value.decode("latin-1")
+            if 8 <= len(text) <= 64 and set(text) <= _SAFE_REQUEST_ID:
+                return text
+            break
+    return secrets.token_hex(8)
 
 
 class ResponseHardeningMiddleware:
-    """Security headers on every answer (``no-store`` on /api), and a JSON 500 for anything unexpected,
-    raised inside CORS so the SPA can still read it."""
+    """Around every HTTP request, inside CORS: a request id (returned as ``X-Request-ID`` and set on every
+    log line written meanwhile), security headers on every answer (``no-store`` on /api), a JSON 500 for
+    anything unexpected (so the SPA can still read it), and when the answer is done, ``observe`` (request
+    metrics) and one ``tradedesk.http`` line: method, route template, status, duration and a short hash of
+    the broker_id. The query string is never logged: the sign-in callback carries its tokens there."""
 
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        hsts: bool,
+        access_log: bool,
+        observe: Callable[[Scope, int, float], None] | None = None,
+    ) -> None:
         self.app = app
+        self.access_log = access_log
+        self.observe = observe
         common = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
@@ -371,6 +349,9 @@ class ResponseHardeningMiddleware:
         self._docs_headers = [*common, docs_csp]
         self._page_headers = [*common, csp]
         self._api_headers = [*common, csp, *no_store]
+        self._names = frozenset(name for name, _ in self._api_headers + self._docs_headers) | {
+            b"x-request-id"
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -383,23 +364,58 @@ class ResponseHardeningMiddleware:
             extra = self._docs_headers
         else:
             extra = self._page_headers
-        started = False
+        request_id = _request_id(scope)
+        extra = [*extra, (b"x-request-id", request_id.encode("ascii"))]
+        token = request_id_var.set(request_id)
+        status = 0
+        started_at = time.perf_counter()
 
         async def send_hardened(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
-                names = {name for name, _ in extra}
-                headers = [h for h in message.get("headers", ()) if h[0].lower() not in names]
-                message["headers"] = headers + extra
+                status = message["status"]
+                names = self._names
+                message["headers"] = [
+                    h for h in message.get("headers", ()) if h[0].lower() not in names
+                ] + extra
             await send(message)
 
         try:
             await self.app(scope, receive, send_hardened)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if started:
+            if status:
                 raise
             await _send_json(
                 send_hardened, 500, "InternalError", "Something went wrong on our side; it has been logged."
             )
+        finally:
+            elapsed_s = time.perf_counter() - started_at
+            if self.observe is not None:
+                self.observe(scope, status or 500, elapsed_s)
+            if self.access_log:
+                _log_request(scope, status or 500, elapsed_s)
+            request_id_var.reset(token)
+
+
+def _log_request(scope: Scope, status: int, elapsed_s: float) -> None:
+    route = scope.get("route")
+    template = getattr(route, "path", None) or "unmatched"
+    record = (scope.get("state") or {}).get("session")
+    broker_id = getattr(record, "broker_id", None)
+    client = scope.get("client")
+    log.info(
+        "%s %s %d %.1fms",
+        scope["method"],
+        template,
+        status,
+        elapsed_s * 1000,
+        extra={
+            "method": scope["method"],
+            "route": template,
+            "status": status,
+            "duration_ms": round(elapsed_s * 1000, 2),
+            "broker": broker_tag(broker_id) if broker_id else None,
+            "client_ip": client[0] if client else None,
+        },
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -14,6 +15,9 @@ from tradedesk.kit.crypto import CredentialCipher
 from tradedesk.kit.ratelimit import RateLimiter
 from tradedesk.kit.signing import CookieSigner
 from tradedesk.sessions.service import SessionService
+
+if TYPE_CHECKING:
+    from tradedesk.metrics.instruments import AppMetrics
 
 
 @dataclass(slots=True)
@@ -29,3 +33,5 @@ class AppState:
     device_signer: CookieSigner
     signin_signer: CookieSigner
     rate_limiter: RateLimiter
+    # Set once the app's metrics exist (they read this state at scrape time).
+    metrics: AppMetrics | None = None

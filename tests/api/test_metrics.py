@@ -12,7 +12,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
-from starlette.types import Receive, Scope, Send
 
 from tests.conftest import (
     API_BASE,
@@ -29,7 +28,6 @@ from tests.procs import free_port
 from tradedesk.kit.clock import ManualClock
 from tradedesk.main import create_app
 from tradedesk.metrics.instruments import MAX_SIGN_IN_OUTCOMES, AppMetrics, record_sign_in
-from tradedesk.metrics.middleware import RequestMetricsMiddleware
 
 TOKEN = "metrics-token-0123456789abcdefghijklmnop"
 FAMILIES = (
@@ -315,24 +313,17 @@ class TestMetricsPort:
 
 
 class TestRecordSignIn:
-    async def test_counts_into_the_app_serving_the_request(self, make_api: MakeApi) -> None:
-        app = await make_api(metrics_token=TOKEN)
-        metrics = AppMetrics(app.state.td)
-
-        async def signs_in(scope: Scope, receive: Receive, send: Send) -> None:
-            record_sign_in("success")
-            record_sign_in("SignInRejected")
-            record_sign_in("SignInRejected")
-            await send({"type": "http.response.start", "status": 204, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
-
-        wrapped = RequestMetricsMiddleware(signs_in, metrics=metrics)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped), base_url=API_BASE) as client:
-            assert (await client.get("/anything")).status_code == 204
-        record_sign_in("success")  # outside any request: counted nowhere
-        _, samples = parse((await metrics.exposition()).decode())
+    async def test_counts_into_this_apps_metrics_only(self, make_api: MakeApi) -> None:
+        first, second = await make_api(metrics_token=TOKEN), await make_api(metrics_token=TOKEN)
+        record_sign_in(first.state.td, "success")
+        record_sign_in(first.state.td, "SignInRejected")
+        record_sign_in(first.state.td, "SignInRejected")
+        _, samples = parse((await first.state.td.metrics.exposition()).decode())
         assert value(samples, "tradedesk_sign_ins_total", outcome="success") == 1
         assert value(samples, "tradedesk_sign_ins_total", outcome="SignInRejected") == 2
+        _, others = parse((await second.state.td.metrics.exposition()).decode())
+        counted = [labels for name, labels in others if name == "tradedesk_sign_ins_total"]
+        assert all(value(others, "tradedesk_sign_ins_total", **dict(labels)) == 0 for labels in counted)
 
     async def test_outcomes_beyond_the_cap_count_as_other(self, make_api: MakeApi) -> None:
         metrics = AppMetrics((await make_api()).state.td)

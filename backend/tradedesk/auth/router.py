@@ -111,7 +111,7 @@ async def limit_sign_in_attempts(request: Request, app: State) -> None:
         window_s=app.settings.signin_rate_window_s,
     )
     if retry_after is not None:
-        service.log_sign_in_failure(reason="address_rate_limited", ip=ip)
+        service.log_sign_in_failure(app, reason="address_rate_limited", ip=ip)
         raise TooManyRequests(
             f"Too many sign-in attempts from this address; try again in {retry_after} seconds.",
             retry_after_s=retry_after,
@@ -130,7 +130,9 @@ async def limit_attempts_per_key(request: Request, app: AppState, *, api_key: st
         window_s=app.settings.signin_rate_window_s,
     )
     if retry_after is not None:
-        service.log_sign_in_failure(reason="api_key_rate_limited", ip=client_ip(request), api_key=api_key)
+        service.log_sign_in_failure(
+            app, reason="api_key_rate_limited", ip=client_ip(request), api_key=api_key
+        )
         raise TooManyRequests(
             f"Too many sign-in attempts with this api_key; try again in {retry_after} seconds.",
             retry_after_s=retry_after,
@@ -161,7 +163,11 @@ async def login(body: LoginRequest, request: Request, response: Response, app: S
         )
     except TooManySignInsPending:
         service.log_sign_in_failure(
-            method="redirect", reason="pending_bound_reached", ip=client_ip(request), api_key=body.api_key
+            app,
+            method="redirect",
+            reason="pending_bound_reached",
+            ip=client_ip(request),
+            api_key=body.api_key,
         )
         raise
     settings = app.settings
@@ -201,7 +207,7 @@ async def callback(
 
     def to_spa(error: str | None = None, message: str | None = None) -> RedirectResponse:
         if error:
-            service.log_sign_in_failure(method="redirect", reason=error, ip=client_ip(request))
+            service.log_sign_in_failure(app, method="redirect", reason=error, ip=client_ip(request))
         query = urlencode({k: v for k, v in (("error", error), ("message", message)) if v})
         redirect = RedirectResponse(
             settings.spa_url + (f"/?{query}" if query else "/"), status_code=status.HTTP_303_SEE_OTHER
@@ -277,7 +283,7 @@ async def authenticate(
         )
     except AppError as exc:
         service.log_sign_in_failure(
-            method="request_token", reason=exc.name, ip=client_ip(request), api_key=body.api_key
+            app, method="request_token", reason=exc.name, ip=client_ip(request), api_key=body.api_key
         )
         raise
     new = await service.complete_sign_in(
@@ -310,7 +316,7 @@ async def set_access_token(
         )
     except AppError as exc:
         service.log_sign_in_failure(
-            method="access_token", reason=exc.name, ip=client_ip(request), api_key=body.api_key
+            app, method="access_token", reason=exc.name, ip=client_ip(request), api_key=body.api_key
         )
         raise
     new = await service.complete_sign_in(

@@ -62,11 +62,16 @@ def short_hash(value: str) -> str:
 
 
 def log_sign_in_failure(
-    *, reason: str, ip: str | None, api_key: str | None = None, method: SignInMethod | None = None
+    app: AppState,
+    *,
+    reason: str,
+    ip: str | None,
+    api_key: str | None = None,
+    method: SignInMethod | None = None,
 ) -> None:
     """A sign-in that failed or was refused before the broker named the account: there is no trail to
     write it to, so the operator's log gets it. Never the secret, the token or the raw key."""
-    record_sign_in(reason)
+    record_sign_in(app, reason)
     log.warning(
         "sign-in failed: method=%s reason=%s ip=%s api_key=%s",
         method or "-",
@@ -181,7 +186,7 @@ async def complete_sign_in(
             # The browser's old id dies with the sign-in, whoever it belonged to.
             await app.sessions.end(previous)
         await app.sessions.store_new(new)
-        record_sign_in("success")
+        record_sign_in(app, "success")
         log.info("signed in broker=%s device=%s", broker_tag(user.broker_id), device.device_label)
 
     after_commit(db, switch_sessions)

@@ -7,8 +7,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterable
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -18,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
+from starlette.types import Scope
 
 from tradedesk.errors import SessionStoreUnavailable
 from tradedesk.sessions.redis_store import RedisSessionStore
@@ -33,12 +33,11 @@ MAX_SIGN_IN_OUTCOMES = 32
 REQUEST_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BROKER_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ACTIVE_SESSIONS_TTL_S = 30.0
+UNMATCHED_ROUTE = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A scrape never walks more of Redis than this; past it the gauge is a lower bound.
 MAX_INDEX_KEYS = 10_000
 MAX_SCAN_CALLS = 200
-
-# Set by the request middleware, so code deep inside a request can count without being handed the registry.
-request_metrics: ContextVar[AppMetrics | None] = ContextVar("tradedesk_request_metrics", default=None)
 
 
 class AppMetrics:
@@ -46,6 +45,7 @@ class AppMetrics:
 
     def __init__(self, state: AppState) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._request_observers: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self.request_duration = Histogram(
             "tradedesk_http_request_duration_seconds",
             "Time from the request's arrival to the end of its answer, per route template.",
@@ -93,6 +93,21 @@ class AppMetrics:
         self._sessions_counted_at = -math.inf
         state.kite.call_observer = self.observe_broker_call
 
+    def observe_request(self, scope: Scope, status: int, elapsed_s: float) -> None:
+        """One HTTP request's duration under its route template (never the raw path, so ids and probes
+        cannot grow the label set), method and status class."""
+        # The router writes the matched route into the request's scope on its way in.
+        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        key = (route, method, status // 100)
+        observe = self._request_observers.get(key)
+        if observe is None:
+            # Label lookups take a lock inside prometheus_client; each label set is resolved once.
+            observe = self._request_observers[key] = self.request_duration.labels(
+                route=route, method=method, status=f"{status // 100}xx"
+            ).observe
+        observe(elapsed_s)
+
     def count_sign_in(self, outcome: str) -> None:
         if outcome not in self._sign_in_outcomes:
             if len(self._sign_in_outcomes) >= MAX_SIGN_IN_OUTCOMES:
@@ -131,11 +146,10 @@ class AppMetrics:
         self.active_sessions.set(value)
 
 
-def record_sign_in(outcome: str) -> None:
-    """Counts one sign-in attempt in the app serving the current request (nothing outside a request)."""
-    metrics = request_metrics.get()
-    if metrics is not None:
-        metrics.count_sign_in(outcome)
+def record_sign_in(app: AppState, outcome: str) -> None:
+    """Counts one sign-in attempt in this app's metrics."""
+    if app.metrics is not None:
+        app.metrics.count_sign_in(outcome)
 
 
 class DatabasePoolCollector(Collector):

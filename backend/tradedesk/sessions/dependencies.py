@@ -3,6 +3,7 @@ unsafe methods. Handlers receive records, never raw cookies."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 from typing import Annotated
@@ -48,16 +49,19 @@ async def get_state(request: Request) -> AppState:
 State = Annotated[AppState, Depends(get_state)]
 
 
-def client_ip(request: Request) -> str | None:
-    """The client's address (as the server, or a trusted proxy, named it) when it parses as an IP
-    address; anything else is None, so a stored session's ip is always an address or nothing."""
-    host = request.client.host if request.client else None
-    if not host:
-        return None
+@functools.lru_cache(maxsize=4096)
+def _as_ip(host: str) -> str | None:
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return None
+
+
+def client_ip(request: Request) -> str | None:
+    """The client's address (as the server, or a trusted proxy, named it) when it parses as an IP
+    address; anything else is None, so a stored session's ip is always an address or nothing."""
+    host = request.client.host if request.client else None
+    return _as_ip(host) if host else None
 
 
 OptionalSession = Annotated[SessionRecord | None, Depends(get_optional_session)]
