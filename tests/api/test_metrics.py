@@ -213,13 +213,18 @@ class TestMetricsEndpoint:
         assert value(cached, "tradedesk_active_sessions") == 1
         assert value(after, "tradedesk_active_sessions") == 0
 
-    async def test_sql_sessions_export_no_active_session_count(
+    async def test_sql_sessions_are_counted_across_users_through_row_level_security(
         self, make_api: MakeApi, kite_client: httpx.AsyncClient
     ) -> None:
-        async with browser(await make_api(store="sql", metrics_token=TOKEN)) as api:
-            await sign_in_through(api, kite_client, "DEMO01")
-            _, samples = await scrape(api)
-        assert ("tradedesk_active_sessions", frozenset()) not in samples
+        app = await make_api(store="sql", metrics_token=TOKEN)
+        async with browser(app) as first, browser(app) as second, browser(app) as third:
+            await sign_in_through(first, kite_client, "DEMO01")
+            await sign_in_through(second, kite_client, "DEMO02")
+            await sign_in_through(third, kite_client, "DEMO02")
+            assert (await third.post("/api/auth/logout")).status_code == 204
+            _, samples = await scrape(first)
+        # The API connects as a role that sees one key's or one broker's rows; the count still sees all.
+        assert value(samples, "tradedesk_active_sessions") == 2
         assert value(samples, "tradedesk_db_pool_size") == 10
 
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from starlette.types import Scope
 
-from tradedesk.errors import SessionStoreUnavailable
+from tradedesk.errors import ServiceUnavailable, SessionStoreUnavailable
 from tradedesk.sessions.redis_store import RedisSessionStore
+from tradedesk.sessions.sql_store import SqlSessionStore
 from tradedesk.state import AppState
 
 log = logging.getLogger("tradedesk.metrics")
@@ -140,7 +141,7 @@ class AppMetrics:
         try:
             async with asyncio.timeout(2):
                 value = float(await self._count_sessions(self._clock.now()))
-        except (RedisError, OSError, TimeoutError):
+        except (RedisError, ServiceUnavailable, OSError, TimeoutError):
             log.warning("active sessions could not be counted", exc_info=True)
             value = math.nan
         self.active_sessions.set(value)
@@ -207,10 +208,16 @@ class _SessionCounter:
                 return total
 
 
-def _session_counter(state: AppState) -> _SessionCounter | None:
-    # SQL-backed sessions sit under row-level security: the app role cannot count other users' rows.
-    if isinstance(state.sessions.store, RedisSessionStore) and state.redis is not None:
+def _session_counter(state: AppState) -> Callable[[datetime], Awaitable[int]] | None:
+    store = state.sessions.store
+    if isinstance(store, RedisSessionStore) and state.redis is not None:
         return _SessionCounter(state.redis, prefix=state.settings.redis_key_prefix)
+    if isinstance(store, SqlSessionStore):
+
+        async def count_sql(now: datetime) -> int:
+            return await store.count_live(now=now)
+
+        return count_sql
     return None
 
 

@@ -148,6 +148,16 @@ class SqlSessionStore:
         live, next_expires_at = row
         return int(live), next_expires_at
 
+    async def count_live(self, *, now: datetime) -> int:
+        """Unexpired sessions of every user (for the metrics; PostgreSQL counts them for the app role,
+        which cannot see other users' rows itself)."""
+        async with self._tx() as db:
+            if _is_postgres(db):
+                live = await db.scalar(text("select count_live_web_sessions(:now)"), {"now": now})
+            else:
+                live = await db.scalar(select(func.count()).where(WebSession.expires_at > now))
+        return int(live or 0)
+
     async def ping(self) -> None:
         async with self._tx() as db:
             await db.execute(text("select 1"))
