@@ -475,3 +475,31 @@ def test_incremental_matching_equals_one_shot(execs: list[Execution], data: st.D
     later_lots, later_trips = match_fifo(first_lots, execs[split:])
     assert first_trips + later_trips == all_trips
     assert later_lots == all_lots
+
+
+# --- what callers rely on ----------------------------------------------------------------------------
+
+
+def test_directions_read_from_storage_compare_by_value() -> None:
+    # A direction read back from the database is an equal string, not the same object as the literal.
+    stored = "".join(["LO", "NG"])
+    held = OpenLot(
+        direction=stored,  # type: ignore[arg-type]
+        quantity=5,
+        entry_price=Decimal("100"),
+        entry_at=at(0),
+        entry_trade_id="1",
+        strategy=None,
+    )
+    lots, trips = match_fifo([held], [fill("2", "BUY", 5, "101", 1)])
+    assert trips == []
+    assert [(lot.entry_trade_id, lot.quantity) for lot in lots] == [("1", 5), ("2", 5)]
+
+
+def test_records_are_immutable_values() -> None:
+    lots, trips = match_fifo([], [fill("1", "BUY", 10, "100", 0), fill("2", "SELL", 4, "101", 1)])
+    for record in (fill("9", "BUY", 1, "1", 0), lots[0], trips[0]):
+        with pytest.raises(AttributeError):
+            record.quantity = 99  # type: ignore[misc]
+        # Slotted: thousands of them per sync carry no per-object dict.
+        assert not hasattr(record, "__dict__")
