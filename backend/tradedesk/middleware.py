@@ -206,10 +206,16 @@ class RequestGuardMiddleware:
                 f"The request headers exceed {self.max_header_bytes} bytes.",
             )
         if scope["type"] != "http":
+            # A WebSocket handshake is a GET that any page may start, cookies included: like an unsafe
+            # request, it must come from an allowed origin (browsers always send one on WebSockets).
+            origin = headers.get("origin")
+            if refusal is None and (origin is None or _normalise(origin) not in self.allowed):
+                refusal = 403, "OriginRejected", "WebSockets may only be opened from an allowed origin."
             if refusal is None:
                 await self.app(scope, receive, send)
             else:
-                await send({"type": "websocket.close", "code": 1008})
+                await receive()  # the websocket.connect message
+                await send({"type": "websocket.close", "code": 1008, "reason": refusal[1]})
             return
         if refusal is not None:
             await _send_json(send, *refusal)

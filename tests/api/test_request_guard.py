@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 
 from tests.conftest import API_BASE, DEMO_API_KEY, DEMO_API_SECRET, SPA_ORIGIN, SignIn, make_settings
 from tradedesk.kit.clock import ManualClock
@@ -345,3 +345,52 @@ class TestDocs:
             ("/api/auth/status", "get"),
         ):
             assert {} in paths[path][method].get("security", [{}]), path
+
+
+class TestWebSockets:
+    async def handshake(self, app: FastAPI, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+        incoming: list[dict[str, Any]] = [{"type": "websocket.connect"}, {"type": "websocket.disconnect"}]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return incoming.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "websocket",
+            "asgi": {"version": "3.0"},
+            "scheme": "ws",
+            "path": "/api/ws-probe",
+            "raw_path": b"/api/ws-probe",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"api.test"), *headers],
+            "client": ("203.0.113.7", 5555),
+            "server": ("api.test", 80),
+            "subprotocols": [],
+            "state": {},
+        }
+        await app(scope, receive, send)  # type: ignore[arg-type]
+        return sent
+
+    @pytest.mark.parametrize(
+        ("origin", "accepted"),
+        [(SPA_ORIGIN.encode(), True), (b"http://evil.test", False), (b"null", False), (None, False)],
+    )
+    async def test_only_allowed_origins_may_open_one(
+        self, make_api: MakeApi, origin: bytes | None, accepted: bool
+    ) -> None:
+        app = await make_api()
+
+        async def probe(websocket: WebSocket) -> None:
+            await websocket.accept()
+            await websocket.close()
+
+        app.add_api_websocket_route("/api/ws-probe", probe)
+        sent = await self.handshake(app, [(b"origin", origin)] if origin else [])
+        if accepted:
+            assert sent[0]["type"] == "websocket.accept"
+        else:
+            assert sent == [{"type": "websocket.close", "code": 1008, "reason": "OriginRejected"}]
