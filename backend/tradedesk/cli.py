@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tradedesk.config import Settings
 from tradedesk.db import create_engine, create_sessionmaker
 from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError
-from tradedesk.kit.repository import bind_tenant
+from tradedesk.kit.repository import tenant_session
 from tradedesk.models import BrokerCredentials, WebSession
 from tradedesk.redis import create_redis
 from tradedesk.sessions.record import SessionRecord, SessionRecordCodec
@@ -94,8 +94,7 @@ async def rotate_keys(
     try:
         sessionmaker = create_sessionmaker(engine)
         for broker_id in broker_ids or await _every_broker_id(sessionmaker):
-            async with sessionmaker() as db, db.begin():
-                await bind_tenant(db, broker_id)
+            async with tenant_session(sessionmaker, broker_id) as db:
                 await _rotate_credentials(db, cipher, broker_id, report.credentials)
                 await _rotate_sql_sessions(db, cipher, codec, broker_id, report.sql_sessions)
     finally:

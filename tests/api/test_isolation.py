@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.api.conftest import MakeTrader, Trader
 from tests.conftest import APP_ROLE, as_app_role, register_broker_user
-from tradedesk.kit.repository import bind_tenant
+from tradedesk.kit.repository import bind_tenant, tenant_session
 from tradedesk.models import TENANT_TABLES
 
 
@@ -133,3 +133,23 @@ class TestRowLevelSecurity:
                         "insert into risk_settings (broker_id, daily_loss_limit, updated_at) values ('DEMO02', 1, now())"
                     )
                 )
+
+    @pytest.mark.parametrize("store_backend", ["redis"], indirect=True)
+    async def test_tenant_session_binds_commits_and_rolls_back(self, api: object) -> None:
+        sessionmaker = api.state.td.sessionmaker  # type: ignore[attr-defined]
+        insert = text(
+            "insert into risk_settings (broker_id, daily_loss_limit, updated_at) values (:b, :limit, now())"
+        )
+        async with tenant_session(sessionmaker, "DEMO01") as db:
+            await db.execute(insert, {"b": "DEMO01", "limit": 100})
+        with pytest.raises(RuntimeError, match="boom"):
+            async with tenant_session(sessionmaker, "DEMO02") as db:
+                await db.execute(insert, {"b": "DEMO02", "limit": 200})
+                raise RuntimeError("boom")
+        with pytest.raises(DBAPIError, match="row-level security"):
+            async with tenant_session(sessionmaker, "DEMO02") as db:
+                await db.execute(insert, {"b": "DEMO01", "limit": 300})
+        for broker_id, expected in (("DEMO01", [100]), ("DEMO02", [])):
+            async with tenant_session(sessionmaker, broker_id) as db:
+                limits = (await db.execute(text("select daily_loss_limit from risk_settings"))).scalars()
+                assert [int(limit) for limit in limits] == expected

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tradedesk.audit.repository import AuditRepository
 from tradedesk.audit.schemas import AuditEventRead, AuditKind, AuditOutcome, AuditPage, DetailValue
 from tradedesk.kit.cursor import KeysetCursor
-from tradedesk.kit.repository import bind_tenant
+from tradedesk.kit.repository import bind_tenant, tenant_session
 from tradedesk.sessions.record import SessionRecord
 
 log = logging.getLogger("tradedesk.audit")
@@ -85,8 +85,7 @@ async def record_broker_token_expired(
     """The broker refused the account's token. Written in a transaction of its own (the request that found
     out answers with an error and rolls back), and once per sign-in: repeated refusals add nothing."""
     try:
-        async with sessionmaker() as db, db.begin():
-            await bind_tenant(db, broker_id)
+        async with tenant_session(sessionmaker, broker_id) as db:
             latest = await AuditRepository(db, broker_id).latest_of(
                 (AuditKind.SIGN_IN.value, AuditKind.BROKER_TOKEN_EXPIRED.value)
             )

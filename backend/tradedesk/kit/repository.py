@@ -3,11 +3,13 @@ takes no broker_id in any public method."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 M = TypeVar("M")
 
@@ -27,6 +29,18 @@ async def bind_tenant(db: AsyncSession, broker_id: str) -> None:
             text("select set_config('app.broker_id', :broker_id, true)"), {"broker_id": broker_id}
         )
     db.info[_BOUND_BROKER] = broker_id
+
+
+@asynccontextmanager
+async def tenant_session(
+    sessionmaker: async_sessionmaker[AsyncSession], broker_id: str
+) -> AsyncIterator[AsyncSession]:
+    """A transaction of its own, bound to one broker, for work outside a request's transaction (a
+    streamed export, an audit event that must outlive a failing request, a worker, the CLI). It commits
+    when the block ends and rolls back if the block raises."""
+    async with sessionmaker() as db, db.begin():
+        await bind_tenant(db, broker_id)
+        yield db
 
 
 class BrokerScopedRepository(Generic[M]):

@@ -25,7 +25,7 @@ from tradedesk.errors import (
     outage_reason,
 )
 from tradedesk.kit.calendar import ist_day, periods_for, validate_range
-from tradedesk.kit.repository import bind_tenant
+from tradedesk.kit.repository import tenant_session
 from tradedesk.sessions.dependencies import CurrentSession, State, TenantDb
 from tradedesk.trading import service
 from tradedesk.trading.repository import RiskRepository, TradeRepository
@@ -173,8 +173,7 @@ async def export_trades(
     async def rows() -> AsyncIterator[str]:
         try:
             # The request's transaction has ended by the time the body streams: read in a fresh one.
-            async with app.sessionmaker() as stream_db:
-                await bind_tenant(stream_db, broker_id)
+            async with tenant_session(app.sessionmaker, broker_id) as stream_db:
                 repo = TradeRepository(stream_db, broker_id)
                 buffer = io.StringIO()
                 writer = csv.writer(buffer)
