@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import logging
 import re
-from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from tradedesk.audit import service as audit
-from tradedesk.audit.schemas import AuditKind
 from tradedesk.errors import (
     BadRequest,
     ErrorBody,
     NotFound,
     ValidationErrorBody,
-    is_database_outage,
-    outage_reason,
 )
 from tradedesk.kit.calendar import ist_day, periods_for, validate_range
-from tradedesk.kit.repository import tenant_session
 from tradedesk.sessions.dependencies import CurrentSession, State, TenantDb
 from tradedesk.trading import service
-from tradedesk.trading.repository import RiskRepository, TradeRepository
+from tradedesk.trading.dependencies import RiskRepo, TradeRepo
+from tradedesk.trading.repository import TradeRepository
 from tradedesk.trading.schemas import (
     CumulativePoint,
     DailyStats,
@@ -42,7 +34,6 @@ from tradedesk.trading.schemas import (
     TradesPage,
 )
 
-log = logging.getLogger("tradedesk.trading")
 router = APIRouter(prefix="/api", tags=["trading"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -119,8 +110,7 @@ async def sync(body: SyncRequest, app: State, db: TenantDb, record: CurrentSessi
 )
 async def list_trades(
     app: State,
-    db: TenantDb,
-    record: CurrentSession,
+    repo: TradeRepo,
     from_day: FromDay = None,
     to_day: ToDay = None,
     symbol: Symbol = None,
@@ -129,7 +119,6 @@ async def list_trades(
     limit: Annotated[int, Query(ge=1, le=500, description="At most 500")] = 100,
 ) -> TradesPage:
     """Your round trips, newest first; follow `next_cursor` for more."""
-    repo = TradeRepository(db, record.broker_id)
     start, end = _optional_range(app, from_day, to_day)
     rows = await repo.page(
         from_day=start,
@@ -157,62 +146,31 @@ async def list_trades(
     },
 )
 async def export_trades(
-    request: Request,
     app: State,
-    db: TenantDb,
-    record: CurrentSession,
+    repo: TradeRepo,
     from_day: FromDay = None,
     to_day: ToDay = None,
     symbol: Symbol = None,
 ) -> StreamingResponse:
     """Your round trips in the range as a CSV download, streamed newest first."""
     start, end = _optional_range(app, from_day, to_day)
-    checked = await _checked_symbol(TradeRepository(db, record.broker_id), symbol)
-    broker_id = record.broker_id
-
-    async def rows() -> AsyncIterator[str]:
-        try:
-            # The request's transaction has ended by the time the body streams: read in a fresh one.
-            async with tenant_session(app.sessionmaker, broker_id) as stream_db:
-                repo = TradeRepository(stream_db, broker_id)
-                buffer = io.StringIO()
-                writer = csv.writer(buffer)
-                writer.writerow(service.CSV_COLUMNS)
-                before: int | None = None
-                while True:
-                    page = await repo.page(
-                        from_day=start, to_day=end, symbol=checked, status=None, before_id=before, limit=1000
-                    )
-                    writer.writerows(service.trade_csv_row(TradeRead.model_validate(row)) for row in page)
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-                    if len(page) < 1000:
-                        break
-                    before = page[-1].id
-        except Exception as exc:
-            # The status line and part of the file are already out, so this can no longer be a 503:
-            # the file itself says it is incomplete instead of just stopping short.
-            if is_database_outage(exc):
-                log.warning("trades export cut short: database unavailable (%s)", outage_reason(exc))
-                yield service.CSV_DATABASE_ERROR_LINE
-            else:
-                log.exception("trades export cut short")
-                yield service.CSV_ERROR_LINE
-
+    checked = await _checked_symbol(repo, symbol)
+    rows = service.trades_csv(
+        app.sessionmaker, broker_id=repo.broker_id, from_day=start, to_day=end, symbol=checked
+    )
     label = f"{start or 'all'}_{end or 'all'}"
     return StreamingResponse(
-        rows(),
+        rows,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="trades_{label}.csv"'},
     )
 
 
 @router.get("/pnl/summary", response_model=PnlSummary, operation_id="trading-pnl_summary", responses=_ERRORS)
-async def pnl_summary(app: State, db: TenantDb, record: CurrentSession) -> PnlSummary:
+async def pnl_summary(app: State, repo: TradeRepo) -> PnlSummary:
     """Realised P&L for today, this week (from Monday), month, year and all time, in IST days."""
     periods = periods_for(_today(app))
-    totals = await TradeRepository(db, record.broker_id).pnl_summary(periods)
+    totals = await repo.pnl_summary(periods)
     return PnlSummary(as_of=periods.day, **totals)
 
 
@@ -223,11 +181,11 @@ async def pnl_summary(app: State, db: TenantDb, record: CurrentSession) -> PnlSu
     responses=_ERRORS,
 )
 async def pnl_cumulative(
-    app: State, db: TenantDb, record: CurrentSession, from_day: FromDay = None, to_day: ToDay = None
+    app: State, repo: TradeRepo, from_day: FromDay = None, to_day: ToDay = None
 ) -> list[CumulativePoint]:
     """Net realised P&L per IST day with the running total from the first day of the range."""
     start, end = _range(app, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
-    points = await TradeRepository(db, record.broker_id).daily_net(start, end)
+    points = await repo.daily_net(start, end)
     return [CumulativePoint(day=day, net=net, cumulative=total) for day, net, total in points]
 
 
@@ -235,11 +193,11 @@ async def pnl_cumulative(
     "/stats/daily", response_model=list[DailyStats], operation_id="trading-daily_stats", responses=_ERRORS
 )
 async def daily_stats(
-    app: State, db: TenantDb, record: CurrentSession, from_day: FromDay = None, to_day: ToDay = None
+    app: State, repo: TradeRepo, from_day: FromDay = None, to_day: ToDay = None
 ) -> list[DailyStats]:
     """Per IST day with closed trades: counts, win rate, gross profit and loss, net and max drawdown."""
     start, end = _range(app, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
-    rows = await TradeRepository(db, record.broker_id).daily_stats(start, end)
+    rows = await repo.daily_stats(start, end)
     return [
         DailyStats(
             day=row["day"],
@@ -264,37 +222,16 @@ async def positions(app: State, record: CurrentSession) -> PositionsRead:
     return await service.live_positions(app, record=record)
 
 
-async def _risk(app: State, db: TenantDb, broker_id: str) -> RiskRead:
-    settings = await RiskRepository(db, broker_id).get()
-    realised = await TradeRepository(db, broker_id).realised_on(_today(app))
-    return service.risk_view(settings.daily_loss_limit if settings else None, realised)
-
-
 @router.get("/risk", response_model=RiskRead, operation_id="trading-get_risk", responses=_ERRORS)
-async def get_risk(app: State, db: TenantDb, record: CurrentSession) -> RiskRead:
+async def get_risk(app: State, trades: TradeRepo, risk: RiskRepo) -> RiskRead:
     """The daily loss limit, how much of it today's realised P&L has used, and whether trading is blocked."""
-    return await _risk(app, db, record.broker_id)
+    return await service.risk_of(trades, risk, today=_today(app))
 
 
 @router.put("/risk", response_model=RiskRead, operation_id="trading-put_risk", responses=_ERRORS)
-async def put_risk(body: RiskUpdate, app: State, db: TenantDb, record: CurrentSession) -> RiskRead:
+async def put_risk(
+    body: RiskUpdate, app: State, trades: TradeRepo, risk: RiskRepo, record: CurrentSession
+) -> RiskRead:
     """Set (or clear, with null) the daily loss limit in rupees."""
-    repo = RiskRepository(db, record.broker_id)
-    before = await repo.get()
-    previous = before.daily_loss_limit if before else None
-    now = app.clock.now()
-    await repo.set_limit(body.daily_loss_limit, now=now)
-    if previous != body.daily_loss_limit:
-        await audit.record(
-            db,
-            broker_id=record.broker_id,
-            kind=AuditKind.RISK_LIMIT_CHANGED,
-            at=now,
-            actor=audit.Actor.of(record),
-            detail={
-                "daily_loss_limit_from": None if previous is None else str(previous),
-                "daily_loss_limit_to": None if body.daily_loss_limit is None else str(body.daily_loss_limit),
-            },
-        )
-    await db.flush()
-    return await _risk(app, db, record.broker_id)
+    await service.change_daily_loss_limit(risk, limit=body.daily_loss_limit, now=app.clock.now(), by=record)
+    return await service.risk_of(trades, risk, today=_today(app))

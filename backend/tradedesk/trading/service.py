@@ -3,6 +3,8 @@ the daily loss limit; the trades cursor and the CSV export's cells."""
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import types
 import typing
@@ -14,14 +16,16 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk.audit import service as audit
+from tradedesk.audit.schemas import AuditKind
 from tradedesk.brokers.kite.schemas import KiteOrder, KiteTrade
-from tradedesk.errors import BrokerTokenInvalid, BrokerUnavailable
+from tradedesk.errors import BrokerTokenInvalid, BrokerUnavailable, is_database_outage, outage_reason
 from tradedesk.kit.calendar import ist_day
 from tradedesk.kit.crypto import CredentialsDecryptError
 from tradedesk.kit.cursor import KeysetCursor
+from tradedesk.kit.repository import tenant_session
 from tradedesk.logs import broker_tag
 from tradedesk.models import Fill, Trade
 from tradedesk.sessions.record import SessionRecord
@@ -35,7 +39,7 @@ from tradedesk.trading.matching import (
     execution_order,
     match_fifo,
 )
-from tradedesk.trading.repository import FillRepository, InstrumentKey, TradeRepository
+from tradedesk.trading.repository import FillRepository, InstrumentKey, RiskRepository, TradeRepository
 from tradedesk.trading.schemas import PositionRead, PositionsRead, RiskRead, SyncResult, TradeRead
 
 log = logging.getLogger("tradedesk.trading")
@@ -302,3 +306,70 @@ def trade_csv_row(trade: TradeRead) -> list[str]:
 
 CSV_DATABASE_ERROR_LINE = "# error: export incomplete, database unavailable; retry\r\n"
 CSV_ERROR_LINE = "# error: export incomplete, an error on our side has been logged; retry\r\n"
+
+
+async def trades_csv(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    broker_id: str,
+    from_day: date | None,
+    to_day: date | None,
+    symbol: str | None,
+) -> AsyncIterator[str]:
+    """The CSV export, a page of 1000 trades at a time. The request's transaction has ended by the time
+    the body streams, so it reads in a tenant-bound one of its own."""
+    try:
+        async with tenant_session(sessionmaker, broker_id) as db:
+            repo = TradeRepository(db, broker_id)
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(CSV_COLUMNS)
+            before: int | None = None
+            while True:
+                page = await repo.page(
+                    from_day=from_day, to_day=to_day, symbol=symbol, status=None, before_id=before, limit=1000
+                )
+                writer.writerows(trade_csv_row(TradeRead.model_validate(row)) for row in page)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+                if len(page) < 1000:
+                    break
+                before = page[-1].id
+    except Exception as exc:
+        # The status line and part of the file are already out, so this can no longer be a 503:
+        # the file itself says it is incomplete instead of just stopping short.
+        if is_database_outage(exc):
+            log.warning("trades export cut short: database unavailable (%s)", outage_reason(exc))
+            yield CSV_DATABASE_ERROR_LINE
+        else:
+            log.exception("trades export cut short")
+            yield CSV_ERROR_LINE
+
+
+async def risk_of(trades: TradeRepository, risk: RiskRepository, *, today: date) -> RiskRead:
+    settings = await risk.get()
+    realised = await trades.realised_on(today)
+    return risk_view(settings.daily_loss_limit if settings else None, realised)
+
+
+async def change_daily_loss_limit(
+    risk: RiskRepository, *, limit: Decimal | None, now: datetime, by: SessionRecord
+) -> None:
+    """Set or clear the limit; a real change goes to the account's audit trail with both values."""
+    before = await risk.get()
+    previous = before.daily_loss_limit if before else None
+    await risk.set_limit(limit, now=now)
+    if previous != limit:
+        await audit.record(
+            risk.db,
+            broker_id=risk.broker_id,
+            kind=AuditKind.RISK_LIMIT_CHANGED,
+            at=now,
+            actor=audit.Actor.of(by),
+            detail={
+                "daily_loss_limit_from": None if previous is None else str(previous),
+                "daily_loss_limit_to": None if limit is None else str(limit),
+            },
+        )
+    await risk.db.flush()
