@@ -16,7 +16,7 @@ from fastapi import FastAPI, WebSocket
 from tests.conftest import API_BASE, DEMO_API_KEY, DEMO_API_SECRET, SPA_ORIGIN, SignIn, make_settings
 from tradedesk.kit.clock import ManualClock
 from tradedesk.main import create_app
-from tradedesk.middleware import ClientAddressMiddleware, parse_ip
+from tradedesk.middleware import ClientAddressMiddleware, RequestGuardMiddleware, parse_ip
 
 MakeApi = Callable[..., Awaitable[FastAPI]]
 
@@ -117,6 +117,20 @@ class TestHostAndRedirects:
         assert response.status_code == 400
         assert response.json()["error"] == "InvalidHost"
         await client.aclose()
+
+    async def test_default_hosts_are_the_api_url_and_loopback(self, make_api: MakeApi) -> None:
+        app = await make_api()
+        for base, status in (
+            ("http://api.test", 200),
+            ("http://localhost:8000", 200),
+            ("http://127.0.0.1:8000", 200),
+            ("http://[::1]:8000", 200),
+            ("http://[::2]:8000", 400),
+            ("http://api.test.evil.test", 400),
+        ):
+            client = browser(app, base_url=base)
+            assert (await client.get("/healthz")).status_code == status, base
+            await client.aclose()
 
     async def test_configured_hosts_and_wildcards(self, make_api: MakeApi) -> None:
         app = await make_api(allowed_hosts=["api.example.com", "*.internal.example"])
@@ -394,3 +408,79 @@ class TestWebSockets:
             assert sent[0]["type"] == "websocket.accept"
         else:
             assert sent == [{"type": "websocket.close", "code": 1008, "reason": "OriginRejected"}]
+
+
+class TestAccessLog:
+    async def test_one_line_per_request_with_its_real_status_and_duration(
+        self, make_api: MakeApi, sign_in: SignIn, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        app = await make_api()
+        client = browser(app)
+        await sign_in(client)
+        with caplog.at_level(logging.INFO, logger="tradedesk.http"):
+            ok = await client.get("/api/trades")
+            missing = await client.get("/api/no-such-thing")
+        lines = [r for r in caplog.records if r.name == "tradedesk.http"]
+        assert [(r.method, r.route, r.status) for r in lines] == [  # type: ignore[attr-defined]
+            ("GET", "/api/trades", 200),
+            ("GET", "unmatched", 404),
+        ]
+        assert ok.headers["x-request-id"] != missing.headers["x-request-id"]
+        for line in lines:
+            assert 0 < line.duration_ms < 10_000  # type: ignore[attr-defined]
+        assert lines[0].broker and lines[0].broker != "DEMO01"  # type: ignore[attr-defined]
+        await client.aclose()
+
+
+class TestGuardInternals:
+    async def test_forwarded_proto_sets_the_scheme_of_each_scope_type(self) -> None:
+        seen: list[str] = []
+
+        async def inner(scope: Any, receive: Any, send: Any) -> None:
+            seen.append(scope["scheme"])
+
+        guard = ClientAddressMiddleware(inner, trusted_proxies=["10.0.0.0/8"])
+        for kind in ("http", "websocket"):
+            scope = {
+                "type": kind,
+                "scheme": "http" if kind == "http" else "ws",
+                "client": ("10.0.0.2", 1),
+                "headers": [(b"x-forwarded-for", b"198.51.100.1"), (b"x-forwarded-proto", b"https")],
+            }
+            await guard(scope, None, None)  # type: ignore[arg-type]
+        assert seen == ["https", "wss"]
+
+    async def test_a_body_past_the_limit_after_the_answer_started_sends_no_second_answer(self) -> None:
+        async def streams_early(scope: Any, receive: Any, send: Any) -> None:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            while (await receive())["type"] == "http.request":
+                pass
+            await send({"type": "http.response.body", "body": b"done"})
+
+        guard = RequestGuardMiddleware(
+            streams_early,
+            allowed_origins=[SPA_ORIGIN],
+            allowed_hosts=["api.test"],
+            max_body_bytes=10,
+            max_header_bytes=4096,
+            session_cookie="tradedesk",
+            cookie_is_signed=lambda _: True,
+        )
+        chunks = [{"type": "http.request", "body": b"x" * 8, "more_body": True} for _ in range(3)]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return chunks.pop(0)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/stream",
+            "headers": [(b"host", b"api.test"), (b"content-length", b"5")],
+        }
+        await guard(scope, receive, send)
+        assert [m["type"] for m in sent] == ["http.response.start"]
+        assert sent[0]["status"] == 200
