@@ -5,6 +5,7 @@ request ids, security headers, the docs page and the OpenAPI document."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -418,16 +419,18 @@ class TestAccessLog:
         client = browser(app)
         await sign_in(client)
         with caplog.at_level(logging.INFO, logger="tradedesk.http"):
+            started = time.perf_counter()
             ok = await client.get("/api/trades")
             missing = await client.get("/api/no-such-thing")
+            elapsed_ms = (time.perf_counter() - started) * 1000
         lines = [r for r in caplog.records if r.name == "tradedesk.http"]
         assert [(r.method, r.route, r.status) for r in lines] == [  # type: ignore[attr-defined]
             ("GET", "/api/trades", 200),
             ("GET", "unmatched", 404),
         ]
         assert ok.headers["x-request-id"] != missing.headers["x-request-id"]
-        for line in lines:
-            assert 0 < line.duration_ms < 10_000  # type: ignore[attr-defined]
+        # Each line's duration is its own request's: positive, and within what the client waited for both.
+        assert all(0 < line.duration_ms <= elapsed_ms for line in lines)  # type: ignore[attr-defined]
         assert lines[0].broker and lines[0].broker != "DEMO01"  # type: ignore[attr-defined]
         await client.aclose()
 
