@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 
 from tests.conftest import REDIS_URL, as_app_role
 from tests.support.records import make_record
+from tradedesk.brokers.credentials import BrokerCredentialsPlain, open_credentials, seal_credentials
 from tradedesk.cli import rotate_keys
 from tradedesk.config import Settings
 from tradedesk.db import create_sessionmaker
@@ -26,7 +27,6 @@ from tradedesk.models import BrokerCredentials
 from tradedesk.redis import SessionReadChannel, create_redis
 from tradedesk.sessions.record import SessionRecord, SessionRecordCodec
 from tradedesk.sessions.redis_store import RedisSessionStore
-from tradedesk.sessions.service import BrokerCredentialsPlain, open_credentials, seal_credentials
 from tradedesk.sessions.sql_store import SqlSessionStore
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import REDIS_URL
 from tests.support.records import make_record as support_record
+from tradedesk.brokers.credentials import BrokerCredentialsPlain
 from tradedesk.config import Settings
 from tradedesk.db import create_sessionmaker
 from tradedesk.kit.clock import ManualClock
@@ -24,7 +25,7 @@ from tradedesk.models import WebSession
 from tradedesk.redis import SessionReadChannel, create_redis
 from tradedesk.sessions.record import SessionRecord, SessionRecordCodec, key_hash
 from tradedesk.sessions.redis_store import RedisSessionStore
-from tradedesk.sessions.service import BrokerCredentialsPlain, SessionService, SignedInUser
+from tradedesk.sessions.service import SessionService, SignedInUser
 from tradedesk.sessions.sql_store import SqlSessionStore
 from tradedesk.sessions.store import SessionStore
 

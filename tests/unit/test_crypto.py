@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from tradedesk.brokers.credentials import BrokerCredentialsPlain, open_credentials, seal_credentials
 from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError, generate_key
-from tradedesk.sessions.service import BrokerCredentialsPlain, open_credentials, seal_credentials
 
 # Test vectors: key bytes 0..31, plaintext below, broker AB1234, fixed nonces. V1 is what every row written
 # before the version byte was authenticated holds; V2 is the current format. Both must keep decrypting.

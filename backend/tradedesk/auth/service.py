@@ -18,6 +18,7 @@ from tradedesk.audit import Actor, AuditKind
 from tradedesk.auth import pending
 from tradedesk.auth.repository import AccountRepository, BrokerCredentialsRepository
 from tradedesk.auth.schemas import AuthStatus, BrokerStatus, SessionInfo
+from tradedesk.brokers.credentials import BrokerCredentialsPlain
 from tradedesk.brokers.kite.schemas import KiteProfile
 from tradedesk.db import after_commit
 from tradedesk.errors import AppError, BrokerTokenInvalid
@@ -27,7 +28,7 @@ from tradedesk.kit.repository import bind_tenant
 from tradedesk.logs import broker_tag
 from tradedesk.metrics.instruments import record_sign_in
 from tradedesk.sessions.record import SessionRecord, key_hash
-from tradedesk.sessions.service import BrokerCredentialsPlain, NewSession, SignedInUser
+from tradedesk.sessions.service import NewSession, SignedInUser
 from tradedesk.state import AppState
 
 log = logging.getLogger("tradedesk.auth")

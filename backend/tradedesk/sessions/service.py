@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tradedesk.brokers.credentials import BrokerCredentialsPlain, open_credentials, seal_credentials
 from tradedesk.config import Settings
 from tradedesk.kit.clock import Clock
-from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError
+from tradedesk.kit.crypto import CredentialCipher
 from tradedesk.kit.signing import CookieSigner
 from tradedesk.sessions.record import SessionRecord, key_hash
 from tradedesk.sessions.store import SessionStore
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerCredentialsPlain:
-    api_key: str
-    access_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,21 +28,6 @@ class SignedInUser:
     email: str | None
     credentials: BrokerCredentialsPlain
     broker_token_expires_at: datetime
-
-
-def seal_credentials(cipher: CredentialCipher, credentials: BrokerCredentialsPlain, *, broker_id: str) -> str:
-    plain = json.dumps({"api_key": credentials.api_key, "access_token": credentials.access_token})
-    return cipher.encrypt(plain.encode("utf-8"), broker_id=broker_id)
-
-
-def open_credentials(cipher: CredentialCipher, ciphertext: str, *, broker_id: str) -> BrokerCredentialsPlain:
-    """The one credentials decoder. Raises CredentialsDecryptError when no configured key opens the
-    ciphertext for this broker_id, or what it holds is not a credentials object."""
-    try:
-        data = json.loads(cipher.decrypt(ciphertext, broker_id=broker_id))
-        return BrokerCredentialsPlain(api_key=str(data["api_key"]), access_token=str(data["access_token"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CredentialsDecryptError("the credentials do not have the expected shape") from exc
 
 
 class SessionService:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk.audit import service as audit
 from tradedesk.audit.schemas import AuditKind
+from tradedesk.brokers.credentials import BrokerCredentialsPlain
 from tradedesk.brokers.kite.schemas import KiteOrder, KiteTrade
 from tradedesk.errors import BrokerTokenInvalid, BrokerUnavailable, is_database_outage, outage_reason
 from tradedesk.kit.calendar import ist_day
@@ -29,7 +30,6 @@ from tradedesk.kit.repository import tenant_session
 from tradedesk.logs import broker_tag
 from tradedesk.models import Fill, Trade
 from tradedesk.sessions.record import SessionRecord
-from tradedesk.sessions.service import BrokerCredentialsPlain
 from tradedesk.state import AppState
 from tradedesk.trading.matching import (
     ClosedTrip,
