@@ -26,6 +26,7 @@ from tradedesk.auth.schemas import (
     SetAccessTokenRequest,
 )
 from tradedesk.db import DbSession, after_commit
+from tradedesk.deps import State
 from tradedesk.errors import (
     AppError,
     BrokerTimeout,
@@ -36,7 +37,7 @@ from tradedesk.errors import (
     TooManyRequests,
     ValidationErrorBody,
 )
-from tradedesk.sessions.dependencies import CurrentSession, OptionalSession, State, TenantDb, client_ip
+from tradedesk.sessions.dependencies import CurrentSession, OptionalSession, TenantDb, client_ip
 from tradedesk.sessions.service import NewSession
 from tradedesk.state import AppState
 

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from tradedesk.deps import State
 from tradedesk.errors import outage_reason
-from tradedesk.sessions.dependencies import State
 
 log = logging.getLogger("tradedesk.ops")
 CHECK_TIMEOUT_S = 2

@@ -13,11 +13,11 @@ from fastapi.security import APIKeyCookie
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradedesk.db import DbSession
+from tradedesk.deps import app_state
 from tradedesk.errors import CsrfFailed, NotAuthenticated
 from tradedesk.kit.repository import bind_tenant
 from tradedesk.middleware import UNSAFE_METHODS
 from tradedesk.sessions.record import SessionRecord
-from tradedesk.state import AppState
 
 
 class SessionCookie(APIKeyCookie):
@@ -25,7 +25,7 @@ class SessionCookie(APIKeyCookie):
     store -> record. The real cookie name comes from settings (``__Host-`` prefixed when Secure)."""
 
     async def __call__(self, request: Request) -> SessionRecord | None:  # type: ignore[override]
-        state: AppState = request.app.state.td
+        state = app_state(request)
         cookie = request.cookies.get(state.settings.session_cookie_name)
         record = await state.sessions.resolve(cookie, ip=client_ip(request))
         request.state.session = record
@@ -39,14 +39,6 @@ get_optional_session = SessionCookie(
     "Unsafe methods also need the session's CSRF token in `X-CSRF-Token`.",
     auto_error=False,
 )
-
-
-async def get_state(request: Request) -> AppState:
-    state: AppState = request.app.state.td
-    return state
-
-
-State = Annotated[AppState, Depends(get_state)]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
+from tradedesk.deps import State
 from tradedesk.errors import (
     BadRequest,
     ErrorBody,
@@ -17,7 +18,7 @@ from tradedesk.errors import (
     ValidationErrorBody,
 )
 from tradedesk.kit.calendar import ist_day, periods_for, validate_range
-from tradedesk.sessions.dependencies import CurrentSession, State, TenantDb
+from tradedesk.sessions.dependencies import CurrentSession, TenantDb
 from tradedesk.trading import service
 from tradedesk.trading.dependencies import RiskRepo, TradeRepo
 from tradedesk.trading.repository import TradeRepository
