@@ -31,6 +31,7 @@ from tradedesk.middleware import (
 )
 from tradedesk.ops.router import router as ops_router
 from tradedesk.redis import SessionReadChannel, create_redis
+from tradedesk.sessions.cookies import SessionCookieTransport
 from tradedesk.sessions.record import SessionRecordCodec
 from tradedesk.sessions.redis_store import RedisSessionStore
 from tradedesk.sessions.service import SessionService
@@ -80,7 +81,7 @@ def build_state(
             base_url=settings.kite_api_url, timeout_s=settings.kite_timeout_s, transport=kite_transport
         ),
         cipher=cipher,
-        device_signer=CookieSigner(keys, salt="tradedesk.device"),
+        cookies=SessionCookieTransport(settings, device_signer=CookieSigner(keys, salt="tradedesk.device")),
         signin_signer=CookieSigner(keys, salt="tradedesk.signin"),
         rate_limiter=RedisRateLimiter(redis, prefix=settings.redis_key_prefix)
         if redis
@@ -148,7 +149,7 @@ def create_app(
         allowed_hosts=settings.effective_allowed_hosts,
         max_body_bytes=settings.max_body_bytes,
         max_header_bytes=settings.max_header_bytes,
-        session_cookie=settings.session_cookie_name,
+        session_cookie=state.cookies.name,
         cookie_is_signed=lambda value: state.sessions.key_hash_of_cookie(value) is not None,
     )
     app.add_middleware(

@@ -14,6 +14,7 @@ from tradedesk.kit.clock import Clock
 from tradedesk.kit.crypto import CredentialCipher
 from tradedesk.kit.ratelimit import RateLimiter
 from tradedesk.kit.signing import CookieSigner
+from tradedesk.sessions.cookies import SessionCookieTransport
 from tradedesk.sessions.service import SessionService
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class AppState:
     sessions: SessionService
     kite: KiteClient
     cipher: CredentialCipher
-    device_signer: CookieSigner
+    cookies: SessionCookieTransport
     signin_signer: CookieSigner
     rate_limiter: RateLimiter
     # Set once the app's metrics exist (they read this state at scrape time).

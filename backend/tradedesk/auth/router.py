@@ -57,48 +57,15 @@ _LOGIN_ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def _device(request: Request, app: AppState) -> service.DeviceContext:
-    signed = request.cookies.get(app.settings.device_cookie_name)
-    device_id = (
-        app.device_signer.unsign(signed, max_age_s=app.settings.device_cookie_max_age_s) if signed else None
-    )
     return service.DeviceContext(
-        device_id=device_id or secrets.token_urlsafe(16),
+        device_id=app.cookies.device_id(request) or secrets.token_urlsafe(16),
         device_label=device_label(request.headers.get("user-agent")),
         ip=client_ip(request),
     )
 
 
 def _set_session_cookies(response: Response, app: AppState, new: NewSession) -> None:
-    settings = app.settings
-    response.set_cookie(
-        settings.session_cookie_name,
-        new.cookie_value,
-        max_age=settings.session_absolute_timeout_s,
-        path="/",
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite=settings.cookie_samesite,
-    )
-    response.set_cookie(
-        settings.device_cookie_name,
-        app.device_signer.sign(new.record.device_id),
-        max_age=settings.device_cookie_max_age_s,
-        path="/",
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite=settings.cookie_samesite,
-    )
-
-
-def _clear_session_cookie(response: Response, app: AppState) -> None:
-    settings = app.settings
-    response.delete_cookie(
-        settings.session_cookie_name,
-        path="/",
-        secure=settings.cookie_secure,
-        httponly=True,
-        samesite=settings.cookie_samesite,
-    )
+    app.cookies.set(response, session_value=new.cookie_value, device_id=new.record.device_id)
 
 
 _CALLBACK_PATH = "/api/auth/callback"
@@ -334,7 +301,7 @@ async def logout(response: Response, app: State, db: TenantDb, record: CurrentSe
         db, broker_id=record.broker_id, kind=AuditKind.LOGOUT, at=app.clock.now(), actor=Actor.of(record)
     )
     after_commit(db, partial(app.sessions.end, record))
-    _clear_session_cookie(response, app)
+    app.cookies.clear(response)
 
 
 @router.get(
@@ -372,7 +339,7 @@ async def revoke_session(
             )
             after_commit(db, partial(app.sessions.end, candidate))
             if candidate.key_hash == record.key_hash:
-                _clear_session_cookie(response, app)
+                app.cookies.clear(response)
             return
     raise SessionNotFound()
 
@@ -400,4 +367,4 @@ async def revoke_other_sessions(app: State, db: TenantDb, record: CurrentSession
 async def disconnect(response: Response, app: State, db: DbSession, record: CurrentSession) -> None:
     """Invalidate the broker token, wipe stored credentials and end every session of this user."""
     await service.disconnect(app, db, record=record)
-    _clear_session_cookie(response, app)
+    app.cookies.clear(response)

@@ -26,7 +26,7 @@ class SessionCookie(APIKeyCookie):
 
     async def __call__(self, request: Request) -> SessionRecord | None:  # type: ignore[override]
         state = app_state(request)
-        cookie = request.cookies.get(state.settings.session_cookie_name)
+        cookie = state.cookies.read(request)
         record = await state.sessions.resolve(cookie, ip=client_ip(request))
         request.state.session = record
         return record
