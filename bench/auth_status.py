@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.procs import Proc, free_port, python_module  # noqa: E402
+from tests.support.redis_server import PrivateRedis  # noqa: E402
 
 SPA = "http://127.0.0.1:5173"
 
@@ -83,21 +84,10 @@ def main() -> int:
     wrk = ensure_wrk()
 
     workdir = Path(tempfile.mkdtemp(prefix="tradedesk-bench-"))
-    redis_port, kite_port, api_port = free_port(), free_port(), free_port()
-    redis_proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    kite_port, api_port = free_port(), free_port()
+    private_redis = PrivateRedis()
+    private_redis.start()
+    redis_port = private_redis.port
     api = f"http://127.0.0.1:{api_port}"
     kite = f"http://127.0.0.1:{kite_port}"
     env = {
@@ -213,8 +203,7 @@ def main() -> int:
     finally:
         for proc in reversed(procs):
             proc.stop()
-        redis_proc.terminate()
-        redis_proc.wait()
+        private_redis.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
