@@ -503,3 +503,12 @@ def test_records_are_immutable_values() -> None:
             record.quantity = 99  # type: ignore[misc]
         # Slotted: thousands of them per sync carry no per-object dict.
         assert not hasattr(record, "__dict__")
+
+
+def test_an_exact_close_of_a_large_lot_leaves_nothing_open() -> None:
+    # Quantities parsed from the broker's JSON are equal ints, not the same objects (beyond the small ints).
+    bought, sold = int("1500"), int("1500")
+    assert bought == sold and bought is not sold
+    lots, trips = match_fifo([], [fill("1", "BUY", bought, "100", 0), fill("2", "SELL", sold, "101", 1)])
+    assert lots == []
+    assert [(t.quantity, t.realised_pnl) for t in trips] == [(1500, Decimal("1500"))]
