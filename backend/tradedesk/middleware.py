@@ -225,7 +225,9 @@ class RequestGuardMiddleware:
         try:
             declared = int(length) if length else 0
         except ValueError:
-            await _send_json(send, 400, "BadRequest", "Content-Length is not a number.")
+            declared = -1
+        if declared < 0:
+            await _send_json(send, 400, "BadRequest", "Content-Length must be a whole number of bytes.")
             return
         if declared > self.max_body_bytes:
             await _send_json(

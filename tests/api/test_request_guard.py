@@ -216,6 +216,65 @@ class TestSizeLimits:
 
 
 class TestUnsafeRequests:
+    @pytest.mark.parametrize("length", [b"-5", b"ten", b"1e3"])
+    async def test_a_content_length_that_is_not_a_byte_count_is_400(
+        self, make_api: MakeApi, length: bytes
+    ) -> None:
+        app = await make_api()
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/api/auth/login",
+            "raw_path": b"/api/auth/login",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"api.test"),
+                (b"origin", SPA_ORIGIN.encode()),
+                (b"content-type", b"application/json"),
+                (b"content-length", length),
+            ],
+            "client": ("203.0.113.7", 5555),
+            "server": ("api.test", 80),
+            "state": {},
+        }
+        await app(scope, receive, send)  # type: ignore[arg-type]
+        assert sent[0]["status"] == 400
+
+    async def test_json_with_a_charset_is_json(self, make_api: MakeApi) -> None:
+        app = await make_api()
+        client = browser(app)
+        response = await client.post(
+            "/api/auth/login",
+            content=b'{"api_key": "k", "api_secret": "s"}',
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+        assert response.status_code == 200, response.text
+        await client.aclose()
+
+    async def test_a_referer_without_a_scheme_names_no_origin(self, make_api: MakeApi) -> None:
+        app = await make_api()
+        client = browser(app, origin=None)
+        response = await client.post(
+            "/api/auth/login",
+            json={"api_key": "k", "api_secret": "s"},
+            headers={"Referer": "//spa.test/connect"},
+        )
+        assert response.status_code == 403
+        assert response.json()["detail"] == "Unsafe requests must carry an Origin (or Referer) header."
+        await client.aclose()
+
     async def test_null_origin_with_allowed_referer_is_403(self, make_api: MakeApi) -> None:
         app = await make_api()
         client = browser(app, origin="null")
