@@ -98,6 +98,13 @@ def test_malformed_or_tampered_ciphertexts_fail_closed(tampered: str) -> None:
         CredentialCipher([VECTOR_KEY]).decrypt(tampered, broker_id="AB1234")
 
 
+@pytest.mark.parametrize("length", [1, 13, 20, 28])
+def test_anything_shorter_than_version_nonce_and_tag_is_malformed(length: int) -> None:
+    """Refused by the length guard itself, not left to AES-GCM (which would call it a key mismatch)."""
+    with pytest.raises(CredentialsDecryptError, match="malformed"):
+        CredentialCipher([VECTOR_KEY]).decrypt(token(blob(VECTOR_V2)[:length]), broker_id="AB1234")
+
+
 def test_the_shortest_well_formed_ciphertext_opens() -> None:
     """The length guard stops at version + nonce + tag: an empty plaintext is still a valid ciphertext."""
     cipher = CredentialCipher([VECTOR_KEY])
@@ -130,6 +137,8 @@ def test_bad_keys_are_refused() -> None:
             CredentialCipher([base64.urlsafe_b64encode(bytes(size)).decode().rstrip("=")])
     with pytest.raises(ValueError, match="32 bytes"):
         CredentialCipher(["not base64 at all!"])
+    with pytest.raises(ValueError, match="32 bytes"):
+        CredentialCipher(["\u00e9" * 43])  # not even ASCII: base64 raises a plain ValueError there
     with pytest.raises(ValueError, match="at least one"):
         CredentialCipher([])
 
