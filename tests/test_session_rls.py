@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from tests.conftest import APP_ROLE, as_app_role, drop_database, migrate, pg_admin
 from tests.support.records import make_record
+from tradedesk.auth.pending import SqlPendingSignIns
 from tradedesk.db import create_sessionmaker
 from tradedesk.models import SESSION_TABLES
 from tradedesk.sessions.record import SessionRecord, SessionRecordCodec, key_hash
@@ -299,13 +300,14 @@ class TestStoreAsTheAppRole:
                 a2.key_hash,
             }
             assert await store.delete_for_user("AB1234", now=now, keep_key_hash=a1.key_hash) == 1
-            await store.put_pending(hashed(), b"{}", ttl_s=600, now=now)
+            pending = SqlPendingSignIns(create_sessionmaker(app))
+            await pending.put(hashed(), b"{}", ttl_s=600, now=now, bound=10)
             taken = hashed()
-            await store.put_pending(taken, b"{}", ttl_s=300, now=now)
-            live, soonest = await store.count_pending(now=now)
+            await pending.put(taken, b"{}", ttl_s=300, now=now, bound=10)
+            live, soonest = await pending.count(now=now)
             assert (live, soonest) == (2, now + timedelta(seconds=300))
-            assert await store.take_pending(taken, now=now) == b"{}"
-            assert (await store.count_pending(now=now))[0] == 1
+            assert await pending.take(taken, now=now) == b"{}"
+            assert (await pending.count(now=now))[0] == 1
 
             # Expired by the database's clock: the next sign-in's purge ends it, whoever it belonged to.
             async with owner.begin() as conn:

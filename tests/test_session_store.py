@@ -157,12 +157,6 @@ class TestSessionStoreContract:
         assert [r.key_hash for r in await probe.store.list_for_user("AB1234", now=NOW)] == [mine[0].key_hash]
         assert await probe.store.load(theirs.key_hash, idle_timeout_s=3600) is not None
 
-    async def test_pending_sign_in_is_single_use(self, probe: StoreProbe) -> None:
-        await probe.store.put_pending("h1", b'{"x":1}', ttl_s=600, now=NOW)
-        assert await probe.store.take_pending("h1", now=NOW) == b'{"x":1}'
-        assert await probe.store.take_pending("h1", now=NOW) is None
-        assert await probe.store.take_pending("never", now=NOW) is None
-
     async def test_ping(self, probe: StoreProbe) -> None:
         await probe.store.ping()
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from tradedesk.audit.router import router as audit_router
+from tradedesk.auth.pending import RedisPendingSignIns, SqlPendingSignIns
 from tradedesk.auth.router import router as auth_router
 from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.config import Environment, Settings
@@ -77,6 +78,9 @@ def build_state(
         sessionmaker=sessionmaker,
         redis=redis,
         sessions=SessionService(store=store, settings=settings, clock=clock, cipher=cipher),
+        pending_signins=RedisPendingSignIns(redis, prefix=settings.redis_key_prefix)
+        if redis
+        else SqlPendingSignIns(sessionmaker),
         kite=KiteClient(
             base_url=settings.kite_api_url, timeout_s=settings.kite_timeout_s, transport=kite_transport
         ),

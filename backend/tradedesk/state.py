@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tradedesk.auth.pending import PendingSignInStore
 from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.config import Settings
 from tradedesk.kit.clock import Clock
@@ -29,6 +30,7 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None
     sessions: SessionService
+    pending_signins: PendingSignInStore
     kite: KiteClient
     cipher: CredentialCipher
     cookies: SessionCookieTransport

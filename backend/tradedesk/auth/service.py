@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradedesk import audit
 from tradedesk.audit import Actor, AuditKind
-from tradedesk.auth import pending
 from tradedesk.auth.repository import AccountRepository, BrokerCredentialsRepository
 from tradedesk.auth.schemas import AuthStatus, BrokerStatus, SessionInfo
 from tradedesk.brokers.credentials import BrokerCredentialsPlain
@@ -91,14 +90,17 @@ async def start_redirect_sign_in(app: AppState, *, api_key: str, api_secret: str
     state = secrets.token_urlsafe(32)
     now = app.clock.now()
     ttl_s = app.settings.pending_signin_ttl_s
-    await pending.admit(app, key_hash=key_hash(state), now=now, ttl_s=ttl_s)
     payload = {
         "api_key": api_key,
         "api_secret_enc": app.cipher.encrypt(api_secret.encode("utf-8"), broker_id=_pending_aad(state)),
         "expires_at": (now + timedelta(seconds=ttl_s)).isoformat(),
     }
-    await app.sessions.store.put_pending(
-        key_hash(state), json.dumps(payload).encode("utf-8"), ttl_s=ttl_s, now=now
+    await app.pending_signins.put(
+        key_hash(state),
+        json.dumps(payload).encode("utf-8"),
+        ttl_s=ttl_s,
+        now=now,
+        bound=app.settings.pending_signin_max,
     )
     query = urlencode({"v": "3", "api_key": api_key, "redirect_params": urlencode({"state": state})})
     return f"{app.settings.kite_login_url}?{query}", state
@@ -107,8 +109,7 @@ async def start_redirect_sign_in(app: AppState, *, api_key: str, api_secret: str
 async def take_redirect_sign_in(app: AppState, *, state: str) -> PendingSignIn | None:
     """The pending sign-in for ``state``, consumed; None when unknown, used or expired."""
     now = app.clock.now()
-    raw = await app.sessions.store.take_pending(key_hash(state), now=now)
-    await pending.release(app, key_hash=key_hash(state))
+    raw = await app.pending_signins.take(key_hash(state), now=now)
     if raw is None:
         return None
     try:

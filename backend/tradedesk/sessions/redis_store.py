@@ -41,9 +41,6 @@ class RedisSessionStore:
     def _index(self, broker_id: str) -> str:
         return f"{self._prefix}usess:{broker_id}"
 
-    def _pending(self, key_hash: str) -> str:
-        return f"{self._prefix}pend:{key_hash}"
-
     async def create(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> None:
         index = self._index(record.broker_id)
         async with _redis_guard(), self._redis.pipeline(transaction=True) as pipe:
@@ -109,17 +106,6 @@ class RedisSessionStore:
                 pipe.zrem(self._index(broker_id), *members)
                 deleted, _ = await pipe.execute()
         return int(deleted)
-
-    async def put_pending(self, key_hash: str, payload: bytes, *, ttl_s: int, now: datetime) -> None:
-        async with _redis_guard():
-            await self._redis.set(self._pending(key_hash), payload, ex=ttl_s, nx=True)
-
-    async def take_pending(self, key_hash: str, *, now: datetime) -> bytes | None:
-        async with _redis_guard():
-            raw = await self._redis.getdel(self._pending(key_hash))
-        if raw is None:
-            return None
-        return raw if isinstance(raw, bytes) else str(raw).encode("utf-8")
 
     async def ping(self) -> None:
         async with _redis_guard():

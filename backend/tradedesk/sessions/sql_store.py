@@ -7,8 +7,8 @@ every user are purged, and pending sign-ins counted, by SECURITY DEFINER functio
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -20,34 +20,43 @@ from tradedesk.models import PendingSignIn, WebSession
 from tradedesk.sessions.record import SessionRecord, SessionRecordCodec
 
 
+@asynccontextmanager
+async def session_tables_tx(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    session_key: str | None = None,
+    broker_id: str | None = None,
+) -> AsyncIterator[AsyncSession]:
+    """One transaction on the session tables, bound to the key hash or the broker_id it may see
+    (PostgreSQL); an outage is the SQL store's 503."""
+    try:
+        async with sessionmaker() as db, db.begin():
+            if session_key is not None and is_postgres(db):
+                await db.execute(
+                    text("select set_config('app.session_key', :key_hash, true)"), {"key_hash": session_key}
+                )
+            if broker_id is not None:
+                await bind_tenant(db, broker_id)
+            yield db
+    except (OperationalError, DBAPIError) as exc:
+        if not is_database_outage(exc):
+            raise  # a bug, not an outage: the logged 500
+        raise SessionStoreUnavailable(store="sql") from exc
+
+
 class SqlSessionStore:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, codec: SessionRecordCodec) -> None:
         self._sessionmaker = sessionmaker
         self._codec = codec
 
-    @asynccontextmanager
-    async def _tx(
+    def _tx(
         self, *, session_key: str | None = None, broker_id: str | None = None
-    ) -> AsyncIterator[AsyncSession]:
-        """One transaction, bound to the key hash or the broker_id it may see (PostgreSQL)."""
-        try:
-            async with self._sessionmaker() as db, db.begin():
-                if session_key is not None and _is_postgres(db):
-                    await db.execute(
-                        text("select set_config('app.session_key', :key_hash, true)"),
-                        {"key_hash": session_key},
-                    )
-                if broker_id is not None:
-                    await bind_tenant(db, broker_id)
-                yield db
-        except (OperationalError, DBAPIError) as exc:
-            if not is_database_outage(exc):
-                raise  # a bug, not an outage: the logged 500
-            raise SessionStoreUnavailable(store="sql") from exc
+    ) -> AbstractAsyncContextManager[AsyncSession]:
+        return session_tables_tx(self._sessionmaker, session_key=session_key, broker_id=broker_id)
 
     async def create(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> None:
         async with self._tx(session_key=record.key_hash) as db:
-            await _purge_expired(db, WebSession, now=now)
+            await purge_expired(db, WebSession, now=now)
             db.add(
                 WebSession(
                     key_hash=record.key_hash,
@@ -102,57 +111,11 @@ class SqlSessionStore:
             )
         return ended
 
-    async def put_pending(self, key_hash: str, payload: bytes, *, ttl_s: int, now: datetime) -> None:
-        async with self._tx(session_key=key_hash) as db:
-            await _purge_expired(db, PendingSignIn, now=now)
-            db.add(
-                PendingSignIn(
-                    key_hash=key_hash,
-                    payload=payload.decode("utf-8"),
-                    expires_at=now + timedelta(seconds=ttl_s),
-                )
-            )
-
-    async def take_pending(self, key_hash: str, *, now: datetime) -> bytes | None:
-        async with self._tx(session_key=key_hash) as db:
-            result = await db.execute(
-                delete(PendingSignIn)
-                .where(PendingSignIn.key_hash == key_hash)
-                .returning(PendingSignIn.payload, PendingSignIn.expires_at)
-            )
-            row = result.first()
-        if row is None:
-            return None
-        payload, expires_at = row
-        if expires_at <= now:
-            return None
-        return str(payload).encode("utf-8")
-
-    async def count_pending(self, *, now: datetime) -> tuple[int, datetime | None]:
-        """Pending sign-ins of every user still live at ``now``, and when the soonest of them expires."""
-        async with self._tx() as db:
-            if _is_postgres(db):
-                row = (
-                    await db.execute(
-                        text("select live, next_expires_at from count_pending_signins(:now)"), {"now": now}
-                    )
-                ).one()
-            else:
-                row = (
-                    await db.execute(
-                        select(func.count(), func.min(PendingSignIn.expires_at)).where(
-                            PendingSignIn.expires_at > now
-                        )
-                    )
-                ).one()
-        live, next_expires_at = row
-        return int(live), next_expires_at
-
     async def count_live(self, *, now: datetime) -> int:
         """Unexpired sessions of every user (for the metrics; PostgreSQL counts them for the app role,
         which cannot see other users' rows itself)."""
         async with self._tx() as db:
-            if _is_postgres(db):
+            if is_postgres(db):
                 live = await db.scalar(text("select count_live_web_sessions(:now)"), {"now": now})
             else:
                 live = await db.scalar(select(func.count()).where(WebSession.expires_at > now))
@@ -166,7 +129,7 @@ class SqlSessionStore:
         return None
 
 
-def _is_postgres(db: AsyncSession) -> bool:
+def is_postgres(db: AsyncSession) -> bool:
     return db.get_bind().dialect.name == "postgresql"
 
 
@@ -176,12 +139,12 @@ _PURGE_FUNCTIONS = {
 }
 
 
-async def _purge_expired(
+async def purge_expired(
     db: AsyncSession, table: type[WebSession] | type[PendingSignIn], *, now: datetime
 ) -> None:
     """Every user's expired rows. PostgreSQL shows the app none of them, so a function owned by the
     migration role does it there; it deletes only rows expired by the database's clock too."""
-    if _is_postgres(db):
+    if is_postgres(db):
         await db.execute(_PURGE_FUNCTIONS[table], {"now": now})
     else:
         await db.execute(delete(table).where(table.expires_at <= now))

@@ -29,12 +29,6 @@ class SessionStore(Protocol):
     ) -> int:
         """End every session of this user but ``keep_key_hash``; returns how many ended."""
 
-    async def put_pending(self, key_hash: str, payload: bytes, *, ttl_s: int, now: datetime) -> None:
-        """Keep a pending redirect sign-in for ``ttl_s``."""
-
-    async def take_pending(self, key_hash: str, *, now: datetime) -> bytes | None:
-        """Return and delete a pending sign-in atomically (single use); None when unknown or expired."""
-
     async def ping(self) -> None:
         """Raise ServiceUnavailable when the backend cannot answer."""
 
