@@ -174,11 +174,6 @@ class Settings(BaseSettings):
         return [h for h in (own, "localhost", "127.0.0.1", "::1") if h]
 
     @property
-    def own_origin(self) -> str | None:
-        parts = urlsplit(self.api_public_url)
-        return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else None
-
-    @property
     def docs_on(self) -> bool:
         return self.env is Environment.DEVELOPMENT if self.docs_enabled is None else self.docs_enabled
 

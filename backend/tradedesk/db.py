@@ -16,7 +16,6 @@ from tradedesk.errors import is_database_outage
 
 def create_engine(database_url: str) -> AsyncEngine:
     # Statement parameters are user input and credentials: never part of an error message or a log line.
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, hide_parameters=True, connect_args={"timeout": 15})
 
@@ -28,8 +27,15 @@ def create_engine(database_url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    kwargs.update(pool_size=10, max_overflow=10, pool_timeout=5, connect_args={"timeout": 3})
-    engine = create_async_engine(database_url, **kwargs)
+    engine = create_async_engine(
+        database_url,
+        hide_parameters=True,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=5,
+        connect_args={"timeout": 3},
+    )
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _connect(dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
@@ -50,7 +56,7 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 _AFTER_COMMIT = "tradedesk.after_commit"
 
 
-def after_commit(db: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
+def after_commit(db: AsyncSession, action: Callable[[], Awaitable[object]]) -> None:
     """Run ``action`` once this request's transaction has committed (never if it rolls back).
 
     Session-store writes go here: the database change lands first, and with SQLite (one writer) a

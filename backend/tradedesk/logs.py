@@ -59,9 +59,10 @@ def redact(text: str) -> str:
     return text
 
 
-def broker_tag(broker_id: str) -> str:
-    """A short, stable, non-reversible label for a broker_id in operator logs."""
-    return hashlib.sha256(b"tradedesk.log:" + broker_id.encode("utf-8")).hexdigest()[:12]
+def log_tag(value: str) -> str:
+    """A short, stable label for an identifier (a broker_id, an api_key) in operator logs and limiter
+    keys: enough to match lines up, nothing to sign in with."""
+    return hashlib.sha256(b"tradedesk.log:" + value.encode("utf-8")).hexdigest()[:12]
 
 
 # LogRecord attributes that are not caller-supplied extras.
@@ -119,8 +120,5 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             "uvicorn.error": {"level": "INFO", "propagate": True},
             # Requests are logged by tradedesk.http, with the query string of sign-in routes removed.
             "uvicorn.access": {"level": "WARNING", "propagate": True},
-            # httpx logs full request URLs at INFO; Kite's logout URL carries the access token.
-            "httpx": {"level": "WARNING"},
-            "httpcore": {"level": "WARNING"},
         },
     }

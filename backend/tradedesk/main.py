@@ -29,6 +29,7 @@ from tradedesk.middleware import (
     ClientAddressMiddleware,
     RequestGuardMiddleware,
     ResponseHardeningMiddleware,
+    origin_of,
 )
 from tradedesk.ops.router import router as ops_router
 from tradedesk.redis import SessionReadChannel, create_redis
@@ -146,7 +147,10 @@ def create_app(
 
     # Added innermost first: CORS ends up outermost so every answer, errors included, carries its headers.
     # The API's own origin may make changes only while it serves the docs page that would send them.
-    unsafe_origins = [*settings.cors_origins, *([settings.own_origin] if settings.docs_on else [])]
+    unsafe_origins = [
+        *settings.cors_origins,
+        *([origin_of(settings.api_public_url)] if settings.docs_on else []),
+    ]
     app.add_middleware(
         RequestGuardMiddleware,
         allowed_origins=[o for o in unsafe_origins if o],

@@ -15,12 +15,13 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tradedesk.logs import broker_tag, request_id_var
+from tradedesk.logs import log_tag, request_id_var
 
 log = logging.getLogger("tradedesk.http")
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_DOCS_PATHS = ("/docs", "/redoc")
+_DOCS_PATH = "/docs"
+UNMATCHED_ROUTE = "unmatched"
 # Unsafe routes that make a session rather than need one; every other unsafe /api request without a
 # signed session cookie is refused before its body is read.
 PRE_AUTH_PATHS = frozenset({"/api/auth/login", "/api/auth/authenticate", "/api/auth/set-access-token"})
@@ -29,7 +30,8 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _origin_of(url: str) -> str | None:
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of a URL, lower-cased; None when it has no scheme or no host."""
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:
         return None
@@ -40,22 +42,26 @@ def _normalise(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-def parse_ip(text: str) -> IpAddress | None:
-    """An IP address from a header hop (``1.2.3.4``, ``[::1]``, ``1.2.3.4:5678``), or None."""
+def _without_port(text: str) -> str | None:
+    """The host part of ``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` (a bare IPv6 address stays
+    whole); None for an unclosed bracket."""
     text = text.strip()
     if text.startswith("["):
-        text = text[1 : text.find("]")] if "]" in text else ""
-    elif text.count(":") == 1:
-        text = text.split(":", 1)[0]
+        end = text.find("]")
+        return text[1:end] if end > 0 else None
+    return text.split(":", 1)[0] if text.count(":") == 1 else text
+
+
+def parse_ip(text: str) -> IpAddress | None:
+    """An IP address from a header hop (``1.2.3.4``, ``[::1]``, ``1.2.3.4:5678``), or None."""
+    host = _without_port(text)
     try:
-        return ipaddress.ip_address(text)
+        return ipaddress.ip_address(host) if host else None
     except ValueError:
         return None
 
 
-async def _send_json(
-    send: Send, status: int, error: str, detail: str, headers: Iterable[tuple[bytes, bytes]] = ()
-) -> None:
+async def _send_json(send: Send, status: int, error: str, detail: str) -> None:
     body = json.dumps({"error": error, "detail": detail}).encode("utf-8")
     await send(
         {
@@ -64,7 +70,6 @@ async def _send_json(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode("ascii")),
-                *headers,
             ],
         }
     )
@@ -126,27 +131,6 @@ def _host_matches(host: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def _host_of(value: str) -> str | None:
-    value = value.strip().lower()
-    if not value:
-        return None
-    if value.startswith("["):
-        end = value.find("]")
-        return value[1:end] if end > 0 else None
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-
-
-class _BodyTooLarge:
-    """Counts streamed body bytes; past the limit it answers 413 itself and tells the app the client left."""
-
-    __slots__ = ("limit", "received", "refused")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.received = 0
-        self.refused = False
-
-
 class RequestGuardMiddleware:
     """Everything that can be refused before a handler, a store or a body parser runs: an unknown Host,
     oversized headers or bodies, unsafe requests from origins outside the allow list or flagged
@@ -177,8 +161,8 @@ class RequestGuardMiddleware:
     def _host_allowed(self, value: str) -> bool:
         verdict = self._host_verdicts.get(value)
         if verdict is None:
-            host = _host_of(value)
-            verdict = host is not None and _host_matches(host, self.hosts)
+            host = _without_port(value.lower())
+            verdict = bool(host and _host_matches(host, self.hosts))
             if len(self._host_verdicts) < 1024:
                 self._host_verdicts[value] = verdict
         return verdict
@@ -253,7 +237,7 @@ class RequestGuardMiddleware:
             if headers.get("sec-fetch-site") == "cross-site":
                 return 403, "OriginRejected", "Cross-site requests may not make changes here."
             referer = headers.get("referer")
-            origin = _origin_of(referer) if referer else None
+            origin = origin_of(referer) if referer else None
             if origin is None:
                 return 403, "OriginRejected", "Unsafe requests must carry an Origin (or Referer) header."
         # ``Origin: null`` (sandboxed frames, privacy redirects) names no origin: it is never allowed.
@@ -273,28 +257,29 @@ class RequestGuardMiddleware:
         return None
 
     async def _with_body_limit(self, scope: Scope, receive: Receive, send: Send) -> None:
-        counter = _BodyTooLarge(self.max_body_bytes)
-        started = False
+        """Counts streamed body bytes; past the limit it answers 413 itself (unless the answer has begun)
+        and tells the app the client left, dropping whatever the app sends after that."""
+        limit = self.max_body_bytes
+        received = 0
+        refused = started = False
 
         async def limited_receive() -> Message:
+            nonlocal received, refused
             message = await receive()
-            if message["type"] == "http.request" and not counter.refused:
-                counter.received += len(message.get("body", b""))
-                if counter.received > counter.limit:
-                    counter.refused = True
+            if message["type"] == "http.request" and not refused:
+                received += len(message.get("body", b""))
+                if received > limit:
+                    refused = True
                     if not started:
                         await _send_json(
-                            send,
-                            413,
-                            "PayloadTooLarge",
-                            f"The request body exceeds {counter.limit} bytes.",
+                            send, 413, "PayloadTooLarge", f"The request body exceeds {limit} bytes."
                         )
                     return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if counter.refused:
+            if refused:
                 return  # the 413 has been sent; whatever the app makes of the disconnect is dropped
             if message["type"] == "http.response.start":
                 started = True
@@ -368,7 +353,7 @@ class ResponseHardeningMiddleware:
         path: str = scope["path"]
         if path.startswith("/api/"):
             extra = self._api_headers
-        elif path.startswith(_DOCS_PATHS):
+        elif path.startswith(_DOCS_PATH):
             extra = self._docs_headers
         else:
             extra = self._page_headers
@@ -406,9 +391,14 @@ class ResponseHardeningMiddleware:
             request_id_var.reset(token)
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (the router writes it into the scope on its way in): never the
+    raw path, so ids and probes do not show up in logs or metric labels."""
+    return getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+
+
 def _log_request(scope: Scope, status: int, elapsed_s: float) -> None:
-    route = scope.get("route")
-    template = getattr(route, "path", None) or "unmatched"
+    template = route_template(scope)
     record = (scope.get("state") or {}).get("session")
     broker_id = getattr(record, "broker_id", None)
     client = scope.get("client")
@@ -423,7 +413,7 @@ def _log_request(scope: Scope, status: int, elapsed_s: float) -> None:
             "route": template,
             "status": status,
             "duration_ms": round(elapsed_s * 1000, 2),
-            "broker": broker_tag(broker_id) if broker_id else None,
+            "broker": log_tag(broker_id) if broker_id else None,
             "client_ip": client[0] if client else None,
         },
     )

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from tradedesk.db import create_engine
-from tradedesk.logs import JsonFormatter, TextFormatter, broker_tag, redact, request_id_var
+from tradedesk.logs import JsonFormatter, TextFormatter, log_tag, redact, request_id_var
 
 
 @pytest.mark.parametrize(
@@ -73,10 +73,10 @@ def test_json_lines_carry_request_id_extras_and_a_redacted_traceback() -> None:
     assert "LEAKED" not in text_line and "request_id=req-0123456789" in text_line
 
 
-def test_broker_tag_is_short_stable_and_not_the_id() -> None:
-    assert broker_tag("AB1234") == broker_tag("AB1234")
-    assert broker_tag("AB1234") != broker_tag("AB1235")
-    assert len(broker_tag("AB1234")) == 12 and "AB1234" not in broker_tag("AB1234")
+def test_log_tag_is_short_stable_and_not_the_id() -> None:
+    assert log_tag("AB1234") == log_tag("AB1234")
+    assert log_tag("AB1234") != log_tag("AB1235")
+    assert len(log_tag("AB1234")) == 12 and "AB1234" not in log_tag("AB1234")
 
 
 async def test_database_errors_do_not_carry_statement_parameters(pg_database: str) -> None:

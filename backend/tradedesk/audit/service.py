@@ -105,19 +105,13 @@ async def record_broker_token_expired(
 
 
 AUDIT_CURSOR = KeysetCursor("audit_before")
-encode_cursor = AUDIT_CURSOR.encode
-decode_cursor = AUDIT_CURSOR.decode
 
 
 async def page(repo: AuditRepository, *, kind: AuditKind | None, cursor: str | None, limit: int) -> AuditPage:
     rows = await repo.page(
         kind=kind.value if kind else None,
-        before_id=decode_cursor(cursor) if cursor else None,
+        before_id=AUDIT_CURSOR.decode(cursor) if cursor else None,
         limit=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return AuditPage(
-        items=[AuditEventRead.model_validate(row) for row in rows],
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
-    )
+    items, next_cursor = AUDIT_CURSOR.split(rows, limit)
+    return AuditPage(items=[AuditEventRead.model_validate(row) for row in items], next_cursor=next_cursor)

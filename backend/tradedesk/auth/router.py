@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from functools import partial
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
-from tradedesk import audit
-from tradedesk.audit import Actor, AuditKind
 from tradedesk.auth import service
 from tradedesk.auth.devices import device_label
 from tradedesk.auth.pending import TooManySignInsPending
@@ -25,18 +24,18 @@ from tradedesk.auth.schemas import (
     SessionInfo,
     SetAccessTokenRequest,
 )
-from tradedesk.db import DbSession, after_commit
+from tradedesk.db import DbSession
 from tradedesk.deps import State
 from tradedesk.errors import (
     AppError,
     BrokerTimeout,
     BrokerUnavailable,
     ErrorBody,
-    SessionNotFound,
     SignInRejected,
     TooManyRequests,
     ValidationErrorBody,
 )
+from tradedesk.logs import log_tag
 from tradedesk.sessions.dependencies import CurrentSession, OptionalSession, TenantDb, client_ip
 from tradedesk.sessions.service import NewSession
 from tradedesk.state import AppState
@@ -93,7 +92,7 @@ async def limit_attempts_per_key(request: Request, app: AppState, *, api_key: st
     """Each attempt costs a broker call on this api_key: rotating addresses must not buy more of them.
     The limiter only ever sees a hash of the key."""
     retry_after = await app.rate_limiter.hit(
-        f"signin-key:{service.short_hash(api_key)}",
+        f"signin-key:{log_tag(api_key)}",
         limit=app.settings.signin_rate_limit_per_key,
         window_s=app.settings.signin_rate_window_s,
     )
@@ -105,6 +104,20 @@ async def limit_attempts_per_key(request: Request, app: AppState, *, api_key: st
             f"Too many sign-in attempts with this api_key; try again in {retry_after} seconds.",
             retry_after_s=retry_after,
         )
+
+
+@asynccontextmanager
+async def _failures_logged(
+    app: AppState, request: Request, *, method: service.SignInMethod, api_key: str
+) -> AsyncIterator[None]:
+    """A broker exchange that fails has no account to audit yet: the operator's log gets it instead."""
+    try:
+        yield
+    except AppError as exc:
+        service.log_sign_in_failure(
+            app, method=method, reason=exc.name, ip=client_ip(request), api_key=api_key
+        )
+        raise
 
 
 # First in the table: the SPA polls it, and routes are matched in order.
@@ -242,18 +255,13 @@ async def authenticate(
 ) -> AuthStatus:
     """Exchange a request token for a session (the same exchange as the redirect flow, JSON in and out)."""
     await limit_attempts_per_key(request, app, api_key=body.api_key)
-    try:
+    async with _failures_logged(app, request, method="request_token", api_key=body.api_key):
         user = await service.exchange_request_token(
             app,
             api_key=body.api_key,
             api_secret=body.api_secret.get_secret_value(),
             request_token=body.request_token,
         )
-    except AppError as exc:
-        service.log_sign_in_failure(
-            app, method="request_token", reason=exc.name, ip=client_ip(request), api_key=body.api_key
-        )
-        raise
     new = await service.complete_sign_in(
         app, db, user=user, device=_device(request, app), previous=previous, method="request_token"
     )
@@ -278,15 +286,10 @@ async def set_access_token(
 ) -> AuthStatus:
     """Sign in with an access token obtained elsewhere; it is checked against the broker's profile."""
     await limit_attempts_per_key(request, app, api_key=body.api_key)
-    try:
+    async with _failures_logged(app, request, method="access_token", api_key=body.api_key):
         user = await service.adopt_access_token(
             app, api_key=body.api_key, access_token=body.access_token.get_secret_value()
         )
-    except AppError as exc:
-        service.log_sign_in_failure(
-            app, method="access_token", reason=exc.name, ip=client_ip(request), api_key=body.api_key
-        )
-        raise
     new = await service.complete_sign_in(
         app, db, user=user, device=_device(request, app), previous=previous, method="access_token"
     )
@@ -297,10 +300,7 @@ async def set_access_token(
 @router.post("/logout", status_code=204, operation_id="auth-logout", responses=_ERRORS)
 async def logout(response: Response, app: State, db: TenantDb, record: CurrentSession) -> None:
     """End this browser's session only."""
-    await audit.record(
-        db, broker_id=record.broker_id, kind=AuditKind.LOGOUT, at=app.clock.now(), actor=Actor.of(record)
-    )
-    after_commit(db, partial(app.sessions.end, record))
+    await service.sign_out(app, db, record=record)
     app.cookies.clear(response)
 
 
@@ -327,40 +327,15 @@ async def revoke_session(
     handle: Annotated[str, Path(min_length=1, max_length=64)],
 ) -> None:
     """End one of the user's sessions by its public handle."""
-    for candidate in await app.sessions.list_for_user(record.broker_id):
-        if secrets.compare_digest(candidate.handle.encode(), handle.encode()):
-            await audit.record(
-                db,
-                broker_id=record.broker_id,
-                kind=AuditKind.SESSION_REVOKED,
-                at=app.clock.now(),
-                actor=Actor.of(record),
-                detail={"revoked_handle": candidate.handle, "revoked_device": candidate.device_label},
-            )
-            after_commit(db, partial(app.sessions.end, candidate))
-            if candidate.key_hash == record.key_hash:
-                app.cookies.clear(response)
-            return
-    raise SessionNotFound()
+    revoked = await service.revoke_session(app, db, record=record, handle=handle)
+    if revoked.key_hash == record.key_hash:
+        app.cookies.clear(response)
 
 
 @router.post("/sessions/revoke-others", status_code=204, operation_id="auth-revoke_others", responses=_ERRORS)
 async def revoke_other_sessions(app: State, db: TenantDb, record: CurrentSession) -> None:
     """End every session of the user except this one."""
-    others = [r for r in await app.sessions.list_for_user(record.broker_id) if r.key_hash != record.key_hash]
-    await audit.record(
-        db,
-        broker_id=record.broker_id,
-        kind=AuditKind.OTHER_SESSIONS_REVOKED,
-        at=app.clock.now(),
-        actor=Actor.of(record),
-        detail={"sessions": len(others)},
-    )
-
-    async def end_others() -> None:
-        await app.sessions.end_all_for_user(record.broker_id, keep=record)
-
-    after_commit(db, end_others)
+    await service.revoke_other_sessions(app, db, record=record)
 
 
 @router.post("/disconnect", status_code=204, operation_id="auth-disconnect", responses=_ERRORS)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Literal
 from urllib.parse import urlencode
 
@@ -20,11 +20,11 @@ from tradedesk.auth.schemas import AuthStatus, BrokerStatus, SessionInfo
 from tradedesk.brokers.credentials import BrokerCredentialsPlain
 from tradedesk.brokers.kite.schemas import KiteProfile
 from tradedesk.db import after_commit
-from tradedesk.errors import AppError, BrokerTokenInvalid
+from tradedesk.errors import AppError, BrokerTokenInvalid, SessionNotFound
 from tradedesk.kit.clock import next_kite_token_expiry
 from tradedesk.kit.crypto import CredentialsDecryptError
 from tradedesk.kit.repository import bind_tenant
-from tradedesk.logs import broker_tag
+from tradedesk.logs import log_tag
 from tradedesk.metrics.instruments import record_sign_in
 from tradedesk.sessions.record import SessionRecord, key_hash
 from tradedesk.sessions.service import NewSession, SignedInUser
@@ -56,11 +56,6 @@ class DeviceContext:
         )
 
 
-def short_hash(value: str) -> str:
-    """Enough of a sha256 for an operator to match log lines, and nothing to sign in with."""
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
-
-
 def log_sign_in_failure(
     app: AppState,
     *,
@@ -77,7 +72,7 @@ def log_sign_in_failure(
         method or "-",
         reason,
         ip or "-",
-        short_hash(api_key) if api_key else "-",
+        log_tag(api_key) if api_key else "-",
     )
 
 
@@ -189,10 +184,51 @@ async def complete_sign_in(
             await app.sessions.end(previous)
         await app.sessions.store_new(new)
         record_sign_in(app, "success")
-        log.info("signed in broker=%s device=%s", broker_tag(user.broker_id), device.device_label)
+        log.info("signed in broker=%s device=%s", log_tag(user.broker_id), device.device_label)
 
     after_commit(db, switch_sessions)
     return new
+
+
+async def sign_out(app: AppState, db: AsyncSession, *, record: SessionRecord) -> None:
+    """End this session, once the audit event of it has committed."""
+    await audit.record(
+        db, broker_id=record.broker_id, kind=AuditKind.LOGOUT, at=app.clock.now(), actor=Actor.of(record)
+    )
+    after_commit(db, partial(app.sessions.end, record))
+
+
+async def revoke_session(
+    app: AppState, db: AsyncSession, *, record: SessionRecord, handle: str
+) -> SessionRecord:
+    """End the user's session with this public handle (SessionNotFound when none has it); returns it."""
+    for candidate in await app.sessions.list_for_user(record.broker_id):
+        if secrets.compare_digest(candidate.handle.encode(), handle.encode()):
+            await audit.record(
+                db,
+                broker_id=record.broker_id,
+                kind=AuditKind.SESSION_REVOKED,
+                at=app.clock.now(),
+                actor=Actor.of(record),
+                detail={"revoked_handle": candidate.handle, "revoked_device": candidate.device_label},
+            )
+            after_commit(db, partial(app.sessions.end, candidate))
+            return candidate
+    raise SessionNotFound()
+
+
+async def revoke_other_sessions(app: AppState, db: AsyncSession, *, record: SessionRecord) -> None:
+    """End every session of the user but this one; the audit event counts them."""
+    others = [r for r in await app.sessions.list_for_user(record.broker_id) if r.key_hash != record.key_hash]
+    await audit.record(
+        db,
+        broker_id=record.broker_id,
+        kind=AuditKind.OTHER_SESSIONS_REVOKED,
+        at=app.clock.now(),
+        actor=Actor.of(record),
+        detail={"sessions": len(others)},
+    )
+    after_commit(db, partial(app.sessions.end_all_for_user, record.broker_id, keep=record))
 
 
 def session_expires_at(app: AppState, record: SessionRecord) -> datetime:
@@ -256,7 +292,7 @@ async def disconnect(app: AppState, db: AsyncSession, *, record: SessionRecord) 
         except AppError as exc:
             # The user asked to be cut off; local wiping must not depend on the broker answering.
             log.warning(
-                "broker logout failed for broker=%s: %s", broker_tag(record.broker_id), type(exc).__name__
+                "broker logout failed for broker=%s: %s", log_tag(record.broker_id), type(exc).__name__
             )
     await credentials_repo.wipe()
     await audit.record(
@@ -271,7 +307,7 @@ async def disconnect(app: AppState, db: AsyncSession, *, record: SessionRecord) 
     async def end_sessions() -> None:
         await app.sessions.end_all_for_user(record.broker_id)
         log.info(
-            "disconnected broker=%s (%d broker tokens invalidated)", broker_tag(record.broker_id), len(tokens)
+            "disconnected broker=%s (%d broker tokens invalidated)", log_tag(record.broker_id), len(tokens)
         )
 
     after_commit(db, end_sessions)

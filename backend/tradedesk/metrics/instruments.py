@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from starlette.types import Scope
 
-from tradedesk.errors import ServiceUnavailable, SessionStoreUnavailable
+from tradedesk.errors import ServiceUnavailable
+from tradedesk.middleware import route_template
 from tradedesk.sessions.redis_store import RedisSessionStore
 from tradedesk.sessions.sql_store import SqlSessionStore
 from tradedesk.state import AppState
@@ -34,7 +35,6 @@ MAX_SIGN_IN_OUTCOMES = 32
 REQUEST_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BROKER_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 ACTIVE_SESSIONS_TTL_S = 30.0
-UNMATCHED_ROUTE = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A scrape never walks more of Redis than this; past it the gauge is a lower bound.
 MAX_INDEX_KEYS = 10_000
@@ -97,8 +97,7 @@ class AppMetrics:
     def observe_request(self, scope: Scope, status: int, elapsed_s: float) -> None:
         """One HTTP request's duration under its route template (never the raw path, so ids and probes
         cannot grow the label set), method and status class."""
-        # The router writes the matched route into the request's scope on its way in.
-        route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+        route = route_template(scope)
         method = scope["method"] if scope["method"] in _METHODS else "other"
         key = (route, method, status // 100)
         observe = self._request_observers.get(key)
@@ -120,11 +119,6 @@ class AppMetrics:
         self.broker_duration.labels(endpoint=endpoint).observe(duration_s)
         if error is not None:
             self.broker_errors.labels(endpoint=endpoint, error=error).inc()
-
-    def count_store_error(self, exc: BaseException) -> None:
-        """Counts ``exc`` when a session store raised it."""
-        if isinstance(exc, SessionStoreUnavailable):
-            self.session_store_errors.labels(store=exc.store).inc()
 
     async def exposition(self) -> bytes:
         """The registry in Prometheus text format, scrape-time values refreshed first."""

@@ -11,12 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from tradedesk.deps import State
-from tradedesk.errors import (
-    BadRequest,
-    ErrorBody,
-    NotFound,
-    ValidationErrorBody,
-)
+from tradedesk.errors import BadRequest, ErrorBody, NotFound, ValidationErrorBody
 from tradedesk.kit.calendar import ist_day, periods_for, validate_range
 from tradedesk.sessions.dependencies import CurrentSession, TenantDb
 from tradedesk.trading import service
@@ -129,12 +124,8 @@ async def list_trades(
         before_id=service.decode_cursor(cursor) if cursor else None,
         limit=limit + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return TradesPage(
-        items=[TradeRead.model_validate(row) for row in rows],
-        next_cursor=service.encode_cursor(rows[-1].id) if more else None,
-    )
+    items, next_cursor = service.TRADES_CURSOR.split(rows, limit)
+    return TradesPage(items=[TradeRead.model_validate(row) for row in items], next_cursor=next_cursor)
 
 
 @router.get(

@@ -27,7 +27,7 @@ from tradedesk.kit.calendar import ist_day
 from tradedesk.kit.crypto import CredentialsDecryptError
 from tradedesk.kit.cursor import KeysetCursor
 from tradedesk.kit.repository import tenant_session
-from tradedesk.logs import broker_tag
+from tradedesk.logs import log_tag
 from tradedesk.models import Fill, Trade
 from tradedesk.sessions.record import SessionRecord
 from tradedesk.state import AppState
@@ -215,7 +215,7 @@ async def sync_fills(
         await repo.insert_many(fresh)
     log.info(
         "synced broker=%s fills_new=%d trades_closed=%d",
-        broker_tag(record.broker_id),
+        log_tag(record.broker_id),
         len(new_fills),
         closed_total,
     )
