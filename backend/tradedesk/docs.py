@@ -40,7 +40,7 @@ _PAGE = """<!doctype html>
 """
 
 _INIT = """window.ui = SwaggerUIBundle({
-  url: "/openapi.json",
+  url: "__OPENAPI_URL__",
   dom_id: "#swagger-ui",
   deepLinking: true,
   showExtensions: true,
@@ -48,7 +48,7 @@ _INIT = """window.ui = SwaggerUIBundle({
   presets: [SwaggerUIBundle.presets.apis],
   layout: "BaseLayout"
 });
-"""
+""".replace("__OPENAPI_URL__", OPENAPI_URL)
 
 
 def _assets_dir() -> Path:
