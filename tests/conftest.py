@@ -46,6 +46,11 @@ TABLES = (
     "trades",
     "risk_settings",
     "audit_events",
+    "agents",
+    "agent_orders",
+    "agent_events",
+    "strategy_params",
+    "strategy_param_changes",
 )
 # Generated per test run: tests never fall back to a key file or to any key published with the code.
 TEST_ENCRYPTION_KEY = generate_key()

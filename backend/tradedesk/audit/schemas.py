@@ -16,6 +16,12 @@ class AuditKind(StrEnum):
     DISCONNECT = "disconnect"
     RISK_LIMIT_CHANGED = "risk_limit_changed"
     BROKER_TOKEN_EXPIRED = "broker_token_expired"  # noqa: S105 - an event name, not a secret
+    AGENT_STARTED = "agent_started"
+    AGENT_STOPPED = "agent_stopped"
+    AGENT_PAUSED = "agent_paused"
+    AGENT_RESUMED = "agent_resumed"
+    AGENTS_KILL_SWITCH = "agents_kill_switch"
+    STRATEGY_PARAMS_CHANGED = "strategy_params_changed"
 
 
 class AuditOutcome(StrEnum):

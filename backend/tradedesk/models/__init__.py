@@ -110,7 +110,19 @@ class PendingSignIn(Base):
 
 
 # Tenant tables: every row belongs to one broker_id; PostgreSQL enforces it with row-level security.
-TENANT_TABLES = ("accounts", "broker_credentials", "fills", "trades", "risk_settings", "audit_events")
+TENANT_TABLES = (
+    "accounts",
+    "broker_credentials",
+    "fills",
+    "trades",
+    "risk_settings",
+    "audit_events",
+    "agents",
+    "agent_orders",
+    "agent_events",
+    "strategy_params",
+    "strategy_param_changes",
+)
 # Session tables: rows are reached by key hash (or, for web_sessions, broker_id), never all at once.
 SESSION_TABLES = ("web_sessions", "pending_signins")
 
@@ -219,3 +231,111 @@ class AuditEvent(Base):
     device_label: Mapped[str | None] = mapped_column(String(100))
     session_handle: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+
+
+class Agent(Base):
+    """One run of a strategy for one user: what the user wants (``desired``), what the runtime last saw
+    (``state``, ``reason``), the parameters in force, which runtime holds it, and the strategy's own
+    state between cycles. At most one live agent per user and strategy (a partial unique index)."""
+
+    __tablename__ = "agents"
+    __table_args__ = (
+        Index(
+            "uq_agents_broker_id_strategy_live",
+            "broker_id",
+            "strategy",
+            unique=True,
+            postgresql_where="state NOT IN ('stopped', 'failed')",
+            sqlite_where="state NOT IN ('stopped', 'failed')",
+        ),
+        Index("ix_agents_desired_state", "desired", "state"),
+    )
+
+    broker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(32))
+    desired: Mapped[str] = mapped_column(String(8))  # running | stopped
+    state: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    # Bumped on every parameter change, so a runtime notices without reading params every cycle.
+    params_version: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    paused_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    runtime_id: Mapped[str | None] = mapped_column(String(100))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    strategy_state: Mapped[dict[str, Any] | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    trading_day: Mapped[date | None] = mapped_column(Date)  # the IST day strategy_state belongs to
+    next_seq: Mapped[int] = mapped_column(Integer, default=1)  # the next order tag's sequence number
+    realised_pnl_today: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    stop_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class AgentOrder(Base):
+    """An intent an agent decided to send, recorded before it is sent: its tag (agent id and sequence
+    number) lets a resumed runtime find the broker order it became instead of sending it twice."""
+
+    __tablename__ = "agent_orders"
+    __table_args__ = (
+        UniqueConstraint("broker_id", "agent_id", "day", "intent_id", name="uq_agent_orders_intent"),
+        Index("ix_agent_orders_broker_id_agent_id_day", "broker_id", "agent_id", "day"),
+    )
+
+    broker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    intent_id: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8))  # place | modify | cancel
+    tag: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    status: Mapped[str] = mapped_column(String(10))  # recorded | sent | rejected
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class AgentEventRow(Base):
+    """What an agent did and saw (state changes, orders, fills, decisions, log lines), paged per agent."""
+
+    __tablename__ = "agent_events"
+    __table_args__ = (Index("ix_agent_events_broker_id_agent_id_id", "broker_id", "agent_id", "id"),)
+
+    broker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String(10))
+    level: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+
+
+class StrategyParams(Base):
+    """A user's current parameters of one strategy (defaults until the first change)."""
+
+    __tablename__ = "strategy_params"
+
+    broker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(32), primary_key=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class StrategyParamChange(Base):
+    """One change of a user's parameters: which fields went from what to what, from which session."""
+
+    __tablename__ = "strategy_param_changes"
+    __table_args__ = (
+        Index("ix_strategy_param_changes_broker_id_strategy_id", "broker_id", "strategy", "id"),
+    )
+
+    broker_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    session_handle: Mapped[str | None] = mapped_column(String(32))

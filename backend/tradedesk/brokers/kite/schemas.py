@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from tradedesk.kit.clock import IST
 
@@ -62,12 +62,61 @@ class KiteTrade(KiteModel):
 
 
 class KiteOrder(KiteModel):
-    """The fields of ``GET /orders`` that round trips need: how an order was placed and by whom."""
+    """The fields of ``GET /orders`` that round trips and agents need."""
 
     order_id: str
     order_type: str | None = None
     tag: str | None = None
     status: str | None = None
+    status_message: str | None = None
+    exchange: str | None = None
+    tradingsymbol: str | None = None
+    transaction_type: str | None = None
+    product: str | None = None
+    quantity: int = 0
+    filled_quantity: int = 0
+    pending_quantity: int = 0
+    price: float = 0.0
+    trigger_price: float = 0.0
+    average_price: float = 0.0
+
+
+class KiteOrderId(KiteModel):
+    order_id: str = Field(min_length=1, max_length=64)
+
+
+class KiteLtp(KiteModel):
+    instrument_token: int
+    last_price: float
+
+
+class KiteInstrument(KiteModel):
+    """A row of ``GET /instruments/{exchange}`` (CSV)."""
+
+    instrument_token: int
+    tradingsymbol: str
+    name: str = ""
+    expiry: date | None = None
+    strike: float = 0.0
+    tick_size: float = 0.05
+    lot_size: int = 1
+    instrument_type: str = ""
+    segment: str = ""
+    exchange: str
+
+    @field_validator("expiry", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+
+class KiteCandle(KiteModel):
+    at: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: int = 0
 
 
 class KitePosition(KiteModel):

@@ -1,0 +1,223 @@
+"""One broker's agents, their recorded orders and events, and strategy parameters with their history;
+plus the one cross-tenant read a runtime needs (which agents should run), through a database function."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tradedesk.agents.schemas import AgentState
+from tradedesk.kit.repository import BrokerScopedRepository
+from tradedesk.models import (
+    Agent,
+    AgentEventRow,
+    AgentOrder,
+    BrokerCredentials,
+    StrategyParamChange,
+    StrategyParams,
+)
+
+TERMINAL_STATES = (AgentState.STOPPED.value, AgentState.FAILED.value)
+
+
+def _sqlite_next_id(db: AsyncSession, model: Any, values: dict[str, Any]) -> None:
+    """SQLite has no identity for a two-column key; its single writer makes max + 1 safe."""
+    if db.get_bind().dialect.name != "postgresql":
+        values["id"] = select(func.coalesce(func.max(model.id), 0) + 1).scalar_subquery()
+
+
+class AgentRepository(BrokerScopedRepository[Agent]):
+    model = Agent
+
+    async def add(self, *, strategy: str, params: dict[str, Any], now: datetime) -> Agent:
+        values: dict[str, Any] = {
+            "broker_id": self.broker_id,
+            "strategy": strategy,
+            "desired": "running",
+            "state": AgentState.STARTING.value,
+            "params": params,
+            "params_version": 1,
+            "started_at": now,
+            "next_seq": 1,
+            "realised_pnl_today": 0,
+            "updated_at": now,
+        }
+        _sqlite_next_id(self.db, Agent, values)
+        new_id = await self.db.scalar(insert(Agent).values(**values).returning(Agent.id))
+        agent = await self.get(int(new_id or 0))
+        assert agent is not None
+        return agent
+
+    async def get(self, agent_id: int, *, for_update: bool = False) -> Agent | None:
+        statement: Select[Any] = self.base_select().where(Agent.id == agent_id)
+        if for_update and self.db.get_bind().dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        found: Agent | None = await self.db.scalar(statement.execution_options(populate_existing=True))
+        return found
+
+    async def newest_first(self) -> list[Agent]:
+        rows = await self.db.scalars(self.base_select().order_by(Agent.id.desc()))
+        return list(rows.all())
+
+    async def live(self, *, strategy: str | None = None) -> list[Agent]:
+        statement = self.base_select().where(Agent.state.not_in(TERMINAL_STATES))
+        if strategy is not None:
+            statement = statement.where(Agent.strategy == strategy)
+        rows = await self.db.scalars(statement.order_by(Agent.id))
+        return list(rows.all())
+
+    async def set_fields(self, agent_id: int, **values: Any) -> None:
+        await self.db.execute(
+            update(Agent).where(Agent.broker_id == self.broker_id, Agent.id == agent_id).values(**values)
+        )
+
+    async def add_event(
+        self, *, agent_id: int, at: datetime, kind: str, level: str, message: str, data: dict[str, Any]
+    ) -> AgentEventRow:
+        values: dict[str, Any] = {
+            "broker_id": self.broker_id,
+            "agent_id": agent_id,
+            "at": at,
+            "kind": kind,
+            "level": level,
+            "message": message,
+            "data": data,
+        }
+        _sqlite_next_id(self.db, AgentEventRow, values)
+        new_id = await self.db.scalar(insert(AgentEventRow).values(**values).returning(AgentEventRow.id))
+        return AgentEventRow(id=int(new_id or 0), **{k: v for k, v in values.items() if k != "id"})
+
+    async def events(self, *, agent_id: int, before_id: int | None, limit: int) -> list[AgentEventRow]:
+        statement = select(AgentEventRow).where(
+            AgentEventRow.broker_id == self.broker_id, AgentEventRow.agent_id == agent_id
+        )
+        if before_id is not None:
+            statement = statement.where(AgentEventRow.id < before_id)
+        rows = await self.db.scalars(statement.order_by(AgentEventRow.id.desc()).limit(limit))
+        return list(rows.all())
+
+    # -- recorded orders (the runtime's) ------------------------------------------------------------------
+    async def orders_of_day(self, *, agent_id: int, day: date) -> list[AgentOrder]:
+        rows = await self.db.scalars(
+            select(AgentOrder)
+            .where(AgentOrder.broker_id == self.broker_id, AgentOrder.agent_id == agent_id)
+            .where(AgentOrder.day == day)
+            .order_by(AgentOrder.seq)
+        )
+        return list(rows.all())
+
+    async def record_order(self, order: AgentOrder) -> None:
+        order.broker_id = self.broker_id
+        self.db.add(order)
+
+    async def update_order(self, *, agent_id: int, seq: int, **values: Any) -> None:
+        await self.db.execute(
+            update(AgentOrder)
+            .where(AgentOrder.broker_id == self.broker_id, AgentOrder.agent_id == agent_id)
+            .where(AgentOrder.seq == seq)
+            .values(**values)
+        )
+
+
+class StrategyParamsRepository(BrokerScopedRepository[StrategyParams]):
+    model = StrategyParams
+
+    async def current(self, strategy: str) -> dict[str, Any] | None:
+        found = await self.db.scalar(self.base_select().where(StrategyParams.strategy == strategy))
+        return dict(found.params) if found is not None else None
+
+    async def save(
+        self,
+        *,
+        strategy: str,
+        params: dict[str, Any],
+        changes: dict[str, list[Any]],
+        at: datetime,
+        session_handle: str | None,
+    ) -> None:
+        await self.upsert(
+            {"strategy": strategy, "params": params, "updated_at": at}, key=("broker_id", "strategy")
+        )
+        values: dict[str, Any] = {
+            "broker_id": self.broker_id,
+            "strategy": strategy,
+            "at": at,
+            "changes": changes,
+            "session_handle": session_handle,
+        }
+        _sqlite_next_id(self.db, StrategyParamChange, values)
+        await self.db.execute(insert(StrategyParamChange).values(**values))
+
+    async def history(self, *, strategy: str, before_id: int | None, limit: int) -> list[StrategyParamChange]:
+        statement = select(StrategyParamChange).where(
+            StrategyParamChange.broker_id == self.broker_id, StrategyParamChange.strategy == strategy
+        )
+        if before_id is not None:
+            statement = statement.where(StrategyParamChange.id < before_id)
+        rows = await self.db.scalars(statement.order_by(StrategyParamChange.id.desc()).limit(limit))
+        return list(rows.all())
+
+
+@dataclass(frozen=True, slots=True)
+class RunnableAgent:
+    """What a runtime needs to know of an agent to decide whether to claim or drop it."""
+
+    broker_id: str
+    agent_id: int
+    desired: str
+    state: str
+    params_version: int
+    runtime_id: str | None
+    credentials_updated_at: datetime | None
+    paused_at: datetime | None
+
+
+async def agents_to_run(db: AsyncSession) -> list[RunnableAgent]:
+    """Every live agent of every user (PostgreSQL: through the SECURITY DEFINER function, since the
+    app role itself sees one broker's rows at a time)."""
+    if db.get_bind().dialect.name == "postgresql":
+        result = await db.execute(text("select * from agents_to_run()"))
+        return [RunnableAgent(*row) for row in result.all()]
+    rows = await db.execute(
+        select(
+            Agent.broker_id,
+            Agent.id,
+            Agent.desired,
+            Agent.state,
+            Agent.params_version,
+            Agent.runtime_id,
+            BrokerCredentials.updated_at,
+            Agent.paused_at,
+        )
+        .outerjoin(BrokerCredentials, BrokerCredentials.broker_id == Agent.broker_id)
+        .where(Agent.state.not_in(TERMINAL_STATES))
+    )
+    return [RunnableAgent(*row) for row in rows.all()]
+
+
+async def touch_agents(
+    db: AsyncSession, *, runtime_id: str, held: list[tuple[str, int]], at: datetime
+) -> None:
+    if not held:
+        return
+    if db.get_bind().dialect.name == "postgresql":
+        await db.execute(
+            text("select touch_agents(:runtime, :brokers, :ids, :at)"),
+            {
+                "runtime": runtime_id,
+                "brokers": [broker for broker, _ in held],
+                "ids": [agent_id for _, agent_id in held],
+                "at": at,
+            },
+        )
+        return
+    for broker_id, agent_id in held:
+        await db.execute(
+            update(Agent)
+            .where(Agent.broker_id == broker_id, Agent.id == agent_id, Agent.runtime_id == runtime_id)
+            .values(heartbeat_at=at)
+        )
