@@ -1,4 +1,4 @@
-"""The tradable universe: NSE equities, the NIFTY 50 index and NIFTY weekly options on NFO.
+"""The instrument universe: NSE equities, the NIFTY 50 and INDIA VIX indices and NIFTY weekly options on NFO.
 
 Trading symbols of NIFTY options follow Kite's scheme:
 
@@ -7,8 +7,9 @@ Trading symbols of NIFTY options follow Kite's scheme:
   January…September and ``O``, ``N``, ``D`` for October…December, e.g. ``NIFTY2510923500PE``
   (expiry 2025-01-09).
 
-Instrument tokens are ``exchange_token * 256 + segment`` (NSE 1, NFO 2, indices 9), as on Kite. An option's
-exchange token is a function of its expiry, strike and type, so a contract keeps its token for good.
+Instrument tokens are ``exchange_token * 256 + segment`` (NSE 1, NFO 2, indices 9), as on Kite (NIFTY 50 is
+256265 and INDIA VIX 264969 there too). An option's exchange token is a function of its expiry, strike and
+type, so a contract keeps its token for good and the token alone names the contract.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ InstrumentType = Literal["EQ", "CE", "PE"]
 
 NIFTY_NAME = "NIFTY 50"
 NIFTY_KEY = f"NSE:{NIFTY_NAME}"
+VIX_NAME = "INDIA VIX"
+VIX_KEY = f"NSE:{VIX_NAME}"
+VIX_EXCHANGE_TOKEN = 1035
 NIFTY_LOT_SIZE = 75
 NIFTY_STRIKE_STEP = 50
 NIFTY_STRIKE_SPAN = 1000  # listed strikes: ATM ± this many points
@@ -52,6 +56,7 @@ _SEGMENT_IDS = {"NSE": 1, "NFO": 2, "INDICES": 9}
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _WEEKLY_MONTH_CODES = "123456789OND"
 _OPTION_TOKEN_BASE = 1_000_000
+_EXPIRY_DAYS_ENCODED = 4000  # an option token names its expiry within this many days of _EPOCH
 _EPOCH = date(2020, 1, 1)
 
 
@@ -70,6 +75,8 @@ class Instrument:
     expiry: date | None = None
     strike: float = 0.0
     tradable: bool = True
+    # Prices are rounded to this step: the tick size, or for an index (tick 0) how finely it is published.
+    price_step: float = TICK_SIZE
 
     @property
     def key(self) -> str:
@@ -133,7 +140,7 @@ def option_symbol(expiry: date, strike: int, option_type: Literal["CE", "PE"]) -
 
 
 def option_exchange_token(expiry: date, strike: int, option_type: Literal["CE", "PE"]) -> int:
-    days = (expiry - _EPOCH).days % 4000
+    days = (expiry - _EPOCH).days % _EXPIRY_DAYS_ENCODED
     return (
         _OPTION_TOKEN_BASE
         + ((days * 1000 + (strike // NIFTY_STRIKE_STEP) % 1000) * 2)
@@ -144,6 +151,11 @@ def option_exchange_token(expiry: date, strike: int, option_type: Literal["CE", 
 def expiry_cutoff(expiry: date) -> datetime:
     """Options stop trading at 15:30 IST on their expiry day."""
     return datetime(expiry.year, expiry.month, expiry.day, 15, 30, tzinfo=IST)
+
+
+def listed_from(expiry: date) -> date:
+    """The first day a contract trades: the day after the expiry ``WEEKLY_EXPIRIES_LISTED`` weeks before."""
+    return expiry - timedelta(days=7 * WEEKLY_EXPIRIES_LISTED - 1)
 
 
 def weekly_expiries(now: datetime, count: int = WEEKLY_EXPIRIES_LISTED) -> list[date]:
@@ -191,6 +203,20 @@ class InstrumentBook:
             base_price=round_to_tick(NIFTY_BASE_PRICE * (0.97 + 0.06 * _seeded_unit(seed, NIFTY_NAME))),
             tradable=False,
         )
+        # Its level is not a walk of its own: the market derives it from NIFTY (see market.py).
+        self.vix = Instrument(
+            instrument_token=VIX_EXCHANGE_TOKEN * 256 + _SEGMENT_IDS["INDICES"],
+            exchange_token=VIX_EXCHANGE_TOKEN,
+            tradingsymbol=VIX_NAME,
+            name=VIX_NAME,
+            exchange="NSE",
+            segment="INDICES",
+            instrument_type="EQ",
+            tick_size=0.0,
+            lot_size=0,
+            tradable=False,
+            price_step=0.01,
+        )
         self.equities: list[Instrument] = [
             Instrument(
                 instrument_token=token * 256 + _SEGMENT_IDS["NSE"],
@@ -208,7 +234,7 @@ class InstrumentBook:
         ]
         self._by_key: dict[str, Instrument] = {}
         self._by_token: dict[int, Instrument] = {}
-        for instrument in (self.nifty, *self.equities):
+        for instrument in (self.nifty, self.vix, *self.equities):
             self._remember(instrument)
 
     def _remember(self, instrument: Instrument) -> None:
@@ -226,7 +252,11 @@ class InstrumentBook:
         return self.get(f"{exchange.strip().upper()}:{tradingsymbol.strip().upper()}")
 
     def by_token(self, instrument_token: int) -> Instrument | None:
-        return self._by_token.get(instrument_token)
+        """Any known instrument, or an option contract decoded from its token even before it is listed."""
+        found = self._by_token.get(instrument_token)
+        if found is None and instrument_token % 256 == _SEGMENT_IDS["NFO"]:
+            found = self._decode_option(instrument_token // 256)
+        return found
 
     def options(self, *, now: datetime, spot: float) -> list[Instrument]:
         """The listed chain: the next weekly expiries, strikes every 50 within ±1000 of the spot."""
@@ -240,7 +270,7 @@ class InstrumentBook:
         return listed
 
     def listing(self, *, now: datetime, spot: float, exchange: str | None = None) -> list[Instrument]:
-        everything = [self.nifty, *self.equities, *self.options(now=now, spot=spot)]
+        everything = [self.nifty, self.vix, *self.equities, *self.options(now=now, spot=spot)]
         if exchange is None:
             return everything
         return [instrument for instrument in everything if instrument.exchange == exchange]
@@ -252,6 +282,21 @@ class InstrumentBook:
             known = make_option(expiry, strike, option_type)
             self._remember(known)
         return known
+
+    def _decode_option(self, exchange_token: int) -> Instrument | None:
+        code, kind = divmod(exchange_token - _OPTION_TOKEN_BASE, 2)
+        days, step = divmod(code, 1000)
+        if not 0 <= days < _EXPIRY_DAYS_ENCODED:
+            return None
+        expiry = _EPOCH + timedelta(days=days)
+        if expiry.weekday() != 3 or step == 0:
+            return None
+        option_type: Literal["CE", "PE"] = "CE" if kind == 0 else "PE"
+        strike = step * NIFTY_STRIKE_STEP
+        # A strike too large for the token's three digits wraps; such a token is nobody's.
+        if option_exchange_token(expiry, strike, option_type) != exchange_token:
+            return None
+        return self._option(expiry, strike, option_type)
 
     def _parse_option(self, symbol: str) -> Instrument | None:
         if not symbol.startswith("NIFTY") or symbol[-2:] not in ("CE", "PE"):

@@ -1,24 +1,20 @@
-"""Orders and fills of every user, matched against the simulated market.
+"""What an order and a fill are, on the wire and in memory, and the checks a placement or a modification
+passes before it reaches the book (book.py matches them against the market).
 
-A MARKET order fills at once at the price of the current minute. A LIMIT order fills at once when it is
-marketable (at the market price); otherwise it rests, and the book replays the market minute by minute from
-where it last looked whenever that user's orders, trades, positions or margins are read: a resting limit fills
-at its own price at the first session minute that crosses it. SL / SL-M orders wait in ``TRIGGER PENDING``
-until a minute reaches the trigger, then behave as a LIMIT (SL) or MARKET (SL-M) order. A DAY order still open
-at the close of its session (15:30 IST) is cancelled.
+Regular orders are taken only while the market is open (09:15-15:30 IST, Monday to Friday), intraday (MIS)
+ones only until the 15:20 square-off. Every refusal here is an ``InputException`` and leaves no order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from kitesim.clock import IST, format_ist
-from kitesim.errors import InputError, NotFoundError
+from kitesim.clock import format_ist
+from kitesim.errors import InputError
 from kitesim.instruments import Instrument, InstrumentBook, expiry_cutoff
-from kitesim.market import SESSION_MINUTES, Market, MarketMinute, minute_of
+from kitesim.market import SQUARE_OFF_MINUTE, Market, MarketMinute, market_open, minute_of
 
 TransactionType = Literal["BUY", "SELL"]
 OrderType = Literal["MARKET", "LIMIT", "SL", "SL-M"]
@@ -29,12 +25,18 @@ ORDER_TYPES: tuple[OrderType, ...] = ("MARKET", "LIMIT", "SL", "SL-M")
 PRODUCTS: tuple[Product, ...] = ("MIS", "NRML", "CNC")
 MAX_TAG_LENGTH = 20
 MAX_QUANTITY = 100_000
+MAX_MODIFICATIONS = 25
 
 ChoiceT = TypeVar("ChoiceT", bound=str)
 
 PENDING = frozenset({"OPEN", "TRIGGER PENDING"})
 ORDER_NOT_FOUND = "Couldn't find that `order_id`."
-CLOSED_AT_END_OF_DAY = "Order cancelled at the end of the trading session."
+MARKETS_CLOSED = "Markets are closed right now. Use GTT for placing long standing orders instead."
+MIS_AFTER_SQUARE_OFF = (
+    "Intraday (MIS) orders cannot be placed after the 15:20 square-off. Use CNC or NRML instead."
+)
+TOO_MANY_MODIFICATIONS = "Maximum allowed order modifications exceeded."
+NOTHING_TO_MODIFY = "Nothing to modify: give `quantity`, `price`, `trigger_price` or `order_type`."
 
 
 @dataclass(slots=True)
@@ -96,11 +98,19 @@ class Order:
     filled_quantity: int = 0
     average_price: float = 0.0
     cancelled_quantity: int = 0
+    modifications: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def pending(self) -> bool:
         return self.status in PENDING
+
+    @property
+    def signed_quantity(self) -> int:
+        return self.quantity if self.transaction_type == "BUY" else -self.quantity
+
+    def reference_price(self, last_price: float) -> float:
+        return reference_price(self.order_type, self.price, self.trigger_price, last_price)
 
     def as_dict(self) -> dict[str, Any]:
         stamp = self.updated_at or self.placed_at
@@ -117,7 +127,7 @@ class Order:
             "exchange_update_timestamp": format_ist(stamp) if self.exchange_order_id else None,
             "exchange_timestamp": format_ist(self.exchange_timestamp) if self.exchange_timestamp else None,
             "variety": "regular",
-            "modified": False,
+            "modified": self.modifications > 0,
             "exchange": self.instrument.exchange,
             "tradingsymbol": self.instrument.tradingsymbol,
             "instrument_token": self.instrument.instrument_token,
@@ -153,7 +163,7 @@ class Order:
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
-    """A placement that passed validation."""
+    """A placement (or an order as a modification would leave it) that passed validation."""
 
     instrument: Instrument
     transaction_type: TransactionType
@@ -164,6 +174,22 @@ class OrderRequest:
     trigger_price: float
     validity: str
     tag: str | None
+
+    @property
+    def signed_quantity(self) -> int:
+        return self.quantity if self.transaction_type == "BUY" else -self.quantity
+
+    def reference_price(self, last_price: float) -> float:
+        return reference_price(self.order_type, self.price, self.trigger_price, last_price)
+
+
+def reference_price(order_type: OrderType, price: float, trigger_price: float, last_price: float) -> float:
+    """The price an order's margin is judged at: its limit, a stop's higher price, or the market's."""
+    if order_type == "LIMIT":
+        return price
+    if order_type in ("SL", "SL-M"):
+        return max(price, trigger_price)
+    return last_price
 
 
 def _choice(name: str, value: str, allowed: tuple[ChoiceT, ...]) -> ChoiceT:
@@ -186,6 +212,79 @@ def _number(name: str, value: str) -> float:
 
 def _on_tick(value: float, tick: float) -> bool:
     return abs(value / tick - round(value / tick)) < 1e-6
+
+
+def _given(value: str | None) -> str | None:
+    """A form field's value, or None when it was left out or left blank."""
+    return value.strip() if value is not None and value.strip() else None
+
+
+def _quantity(value: str, instrument: Instrument) -> int:
+    try:
+        qty = int(value.strip())
+    except ValueError:
+        raise InputError("Invalid `quantity`: a whole number is needed.") from None
+    if not 0 < qty <= MAX_QUANTITY:
+        raise InputError(f"Invalid `quantity`: must be between 1 and {MAX_QUANTITY}.")
+    if qty % instrument.lot_size:
+        raise InputError(
+            f"Quantity should be a multiple of the lot size ({instrument.lot_size}) for "
+            f"{instrument.tradingsymbol}."
+        )
+    return qty
+
+
+def _validity(value: str) -> str:
+    if value.strip().upper() != "DAY":
+        raise InputError("Invalid `validity`: only DAY is accepted.")
+    return "DAY"
+
+
+def _prices(
+    instrument: Instrument,
+    side: TransactionType,
+    kind: OrderType,
+    *,
+    price: str,
+    trigger_price: str,
+    last_price: float,
+) -> tuple[float, float]:
+    """(limit price, trigger price) of an order, each 0 where its type has none."""
+    limit = _number("price", price)
+    trigger = _number("trigger_price", trigger_price)
+    tick = instrument.tick_size
+    if kind in ("LIMIT", "SL"):
+        if limit <= 0:
+            raise InputError(f"Invalid `price`: a {kind} order needs a price above 0.")
+        if not _on_tick(limit, tick):
+            raise InputError(f"Invalid `price`: the tick size of {instrument.tradingsymbol} is {tick}.")
+    else:
+        limit = 0.0
+    if kind in ("SL", "SL-M"):
+        if trigger <= 0:
+            raise InputError(f"Invalid `trigger_price`: a {kind} order needs a trigger price above 0.")
+        if not _on_tick(trigger, tick):
+            raise InputError(
+                f"Invalid `trigger_price`: the tick size of {instrument.tradingsymbol} is {tick}."
+            )
+        if side == "BUY" and trigger <= last_price:
+            raise InputError("Trigger price for stop-loss buy orders should be higher than the last price.")
+        if side == "SELL" and trigger >= last_price:
+            raise InputError("Trigger price for stop-loss sell orders should be lower than the last price.")
+        if kind == "SL" and side == "BUY" and limit < trigger:
+            raise InputError("Invalid `price`: a stop-loss buy order's price cannot be below its trigger.")
+        if kind == "SL" and side == "SELL" and limit > trigger:
+            raise InputError("Invalid `price`: a stop-loss sell order's price cannot be above its trigger.")
+    else:
+        trigger = 0.0
+    return round(limit, 2), round(trigger, 2)
+
+
+def _check_trading_hours(now: datetime, product: Product) -> None:
+    if not market_open(now):
+        raise InputError(MARKETS_CLOSED)
+    if product == "MIS" and minute_of(now).m >= SQUARE_OFF_MINUTE:
+        raise InputError(MIS_AFTER_SQUARE_OFF)
 
 
 def validate_order(
@@ -225,47 +324,17 @@ def validate_order(
         raise InputError("Invalid `product`: CNC is for equity delivery; use NRML or MIS for F&O.")
     if instrument.exchange == "NSE" and chosen_product == "NRML":
         raise InputError("Invalid `product`: NRML is for F&O; use CNC or MIS for equity.")
-    if validity.strip().upper() != "DAY":
-        raise InputError("Invalid `validity`: only DAY is accepted.")
-    try:
-        qty = int(quantity.strip())
-    except ValueError:
-        raise InputError("Invalid `quantity`: a whole number is needed.") from None
-    if not 0 < qty <= MAX_QUANTITY:
-        raise InputError(f"Invalid `quantity`: must be between 1 and {MAX_QUANTITY}.")
-    if qty % instrument.lot_size:
-        raise InputError(
-            f"Quantity should be a multiple of the lot size ({instrument.lot_size}) for "
-            f"{instrument.tradingsymbol}."
-        )
-    limit = _number("price", price)
-    trigger = _number("trigger_price", trigger_price)
-    tick = instrument.tick_size
-    if kind in ("LIMIT", "SL"):
-        if limit <= 0:
-            raise InputError(f"Invalid `price`: a {kind} order needs a price above 0.")
-        if not _on_tick(limit, tick):
-            raise InputError(f"Invalid `price`: the tick size of {instrument.tradingsymbol} is {tick}.")
-    else:
-        limit = 0.0
-    if kind in ("SL", "SL-M"):
-        if trigger <= 0:
-            raise InputError(f"Invalid `trigger_price`: a {kind} order needs a trigger price above 0.")
-        if not _on_tick(trigger, tick):
-            raise InputError(
-                f"Invalid `trigger_price`: the tick size of {instrument.tradingsymbol} is {tick}."
-            )
-        last = market.last_price(instrument, now)
-        if side == "BUY" and trigger <= last:
-            raise InputError("Trigger price for stop-loss buy orders should be higher than the last price.")
-        if side == "SELL" and trigger >= last:
-            raise InputError("Trigger price for stop-loss sell orders should be lower than the last price.")
-        if kind == "SL" and side == "BUY" and limit < trigger:
-            raise InputError("Invalid `price`: a stop-loss buy order's price cannot be below its trigger.")
-        if kind == "SL" and side == "SELL" and limit > trigger:
-            raise InputError("Invalid `price`: a stop-loss sell order's price cannot be above its trigger.")
-    else:
-        trigger = 0.0
+    _check_trading_hours(now, chosen_product)
+    checked_validity = _validity(validity)
+    qty = _quantity(quantity, instrument)
+    limit, trigger = _prices(
+        instrument,
+        side,
+        kind,
+        price=price,
+        trigger_price=trigger_price,
+        last_price=market.last_price(instrument, now),
+    )
     cleaned_tag = (tag or "").strip() or None
     if cleaned_tag is not None and len(cleaned_tag) > MAX_TAG_LENGTH:
         raise InputError(f"Invalid `tag`: at most {MAX_TAG_LENGTH} characters.")
@@ -275,186 +344,51 @@ def validate_order(
         order_type=kind,
         product=chosen_product,
         quantity=qty,
-        price=round(limit, 2),
-        trigger_price=round(trigger, 2),
-        validity="DAY",
+        price=limit,
+        trigger_price=trigger,
+        validity=checked_validity,
         tag=cleaned_tag,
     )
 
 
-# Called with (user_id, request, reference price); answers a rejection message, or None to let the order in.
-MarginCheck = Callable[[str, OrderRequest, float], str | None]
-
-
-class OrderBook:
-    """Every user's orders and fills. Ids are unique across the whole simulator."""
-
-    def __init__(self, market: Market) -> None:
-        self.market = market
-        self.orders: dict[str, Order] = {}
-        self.user_orders: dict[str, list[Order]] = {}
-        self.user_fills: dict[str, list[Fill]] = {}
-        self._order_seq = 0
-        self._trade_seq = 0
-
-    # -- ids -----------------------------------------------------------------------------------------------
-    def _next_order_id(self, now: datetime) -> str:
-        self._order_seq += 1
-        return f"{now.astimezone(IST):%y%m%d}{self._order_seq:09d}"
-
-    def _next_exchange_order_id(self) -> str:
-        return f"13{self._order_seq:014d}"
-
-    def _next_trade_id(self) -> str:
-        self._trade_seq += 1
-        return str(10_000_000 + self._trade_seq)
-
-    # -- placing, cancelling ------------------------------------------------------------------------------
-    def place(
-        self, user_id: str, request: OrderRequest, *, now: datetime, margin_check: MarginCheck | None = None
-    ) -> Order:
-        self.sync(user_id, now)
-        here = minute_of(now)
-        # A DAY order lives until the close of the session it was placed in, or of the next one after hours.
-        expires = MarketMinute(here.n if here.in_session else here.n + 1, SESSION_MINUTES)
-        order = Order(
-            order_id=self._next_order_id(now),
-            user_id=user_id,
-            instrument=request.instrument,
-            transaction_type=request.transaction_type,
-            order_type=request.order_type,
-            product=request.product,
-            quantity=request.quantity,
-            price=request.price,
-            trigger_price=request.trigger_price,
-            validity=request.validity,
-            tag=request.tag,
-            placed_at=now,
-            checked=here,
-            expires=expires,
-        )
-        self.orders[order.order_id] = order
-        self.user_orders.setdefault(user_id, []).append(order)
-        order.record("PUT ORDER REQ RECEIVED", now)
-        order.record("VALIDATION PENDING", now)
-        last = self.market.last_price(request.instrument, now)
-        reference = request.price if request.order_type == "LIMIT" else last
-        if request.order_type in ("SL", "SL-M"):
-            reference = max(request.price, request.trigger_price)
-        rejection = margin_check(user_id, request, reference) if margin_check else None
-        if rejection is not None:
-            order.record("REJECTED", now, rejection)
-            return order
-        order.record("OPEN PENDING", now)
-        order.exchange_order_id = self._next_exchange_order_id()
-        order.exchange_timestamp = now
-        if request.order_type in ("SL", "SL-M"):
-            order.record("TRIGGER PENDING", now)
-            return order
-        order.record("OPEN", now)
-        if request.order_type == "MARKET" or self._crosses(order, last):
-            self._fill(order, last, now)
-        return order
-
-    def cancel(self, user_id: str, order_id: str, *, now: datetime) -> Order:
-        self.sync(user_id, now)
-        order = self.get(user_id, order_id)
-        if not order.pending:
-            raise InputError(f"Order cannot be cancelled as it is {order.status}.")
-        order.cancelled_quantity = order.quantity - order.filled_quantity
-        order.record("CANCELLED", now)
-        return order
-
-    # -- reading -------------------------------------------------------------------------------------------
-    def get(self, user_id: str, order_id: str) -> Order:
-        order = self.orders.get(order_id)
-        if order is None or order.user_id != user_id:
-            raise NotFoundError(ORDER_NOT_FOUND)
-        return order
-
-    def orders_of_day(self, user_id: str, day: date) -> list[Order]:
-        return [
-            order
-            for order in self.user_orders.get(user_id, [])
-            if order.pending or order.placed_at.astimezone(IST).date() == day
-        ]
-
-    def fills(self, user_id: str) -> list[Fill]:
-        return list(self.user_fills.get(user_id, []))
-
-    def fills_of_day(self, user_id: str, day: date) -> list[Fill]:
-        return [fill for fill in self.user_fills.get(user_id, []) if fill.at.astimezone(IST).date() == day]
-
-    def fills_of_order(self, user_id: str, order_id: str) -> list[Fill]:
-        order = self.get(user_id, order_id)
-        return [fill for fill in self.user_fills.get(user_id, []) if fill.order_id == order.order_id]
-
-    # -- matching ------------------------------------------------------------------------------------------
-    def sync(self, user_id: str, now: datetime) -> None:
-        """Replay the market up to ``now`` for this user's resting orders."""
-        end = minute_of(now)
-        for order in self.user_orders.get(user_id, []):
-            if order.pending:
-                self._replay(order, end, now)
-
-    def _replay(self, order: Order, end: MarketMinute, now: datetime) -> None:
-        minute = order.checked.next()
-        while (minute.n, minute.m) <= (end.n, end.m) and order.pending:
-            order.checked = minute
-            if (minute.n, minute.m) >= (order.expires.n, order.expires.m):
-                order.cancelled_quantity = order.quantity - order.filled_quantity
-                order.record("CANCELLED", minute.at, CLOSED_AT_END_OF_DAY)
-                return
-            if minute.in_session:
-                self._step(order, minute)
-            minute = minute.next()
-
-    def _step(self, order: Order, minute: MarketMinute) -> None:
-        price = self.market.price_at(order.instrument, minute)
-        at = minute.at
-        if order.status == "TRIGGER PENDING":
-            hit = (
-                price >= order.trigger_price
-                if order.transaction_type == "BUY"
-                else price <= order.trigger_price
-            )
-            if not hit:
-                return
-            order.record("OPEN", at)
-            if order.order_type == "SL-M" or self._crosses(order, price):
-                self._fill(order, price, at)
-            return
-        if self._crosses(order, price):
-            # A resting limit trades at its own price; at the opening minute a gap gives the better price.
-            fill_price = price if minute.m == 0 else order.price
-            if order.order_type == "SL-M":
-                fill_price = price
-            self._fill(order, fill_price, at)
-
-    @staticmethod
-    def _crosses(order: Order, price: float) -> bool:
-        if order.order_type in ("MARKET", "SL-M"):
-            return True
-        if order.transaction_type == "BUY":
-            return price <= order.price
-        return price >= order.price
-
-    def _fill(self, order: Order, price: float, at: datetime) -> None:
-        quantity = order.quantity - order.filled_quantity
-        assert order.exchange_order_id is not None
-        fill = Fill(
-            trade_id=self._next_trade_id(),
-            order_id=order.order_id,
-            exchange_order_id=order.exchange_order_id,
-            user_id=order.user_id,
-            instrument=order.instrument,
-            product=order.product,
-            transaction_type=order.transaction_type,
-            quantity=quantity,
-            price=price,
-            at=at,
-        )
-        self.user_fills.setdefault(order.user_id, []).append(fill)
-        order.filled_quantity += quantity
-        order.average_price = price
-        order.record("COMPLETE", at)
+def validate_modification(
+    order: Order,
+    market: Market,
+    *,
+    now: datetime,
+    quantity: str | None,
+    price: str | None,
+    trigger_price: str | None,
+    order_type: str | None,
+    validity: str | None,
+) -> OrderRequest:
+    """The order as the modification would leave it. A field left out keeps its value; the instrument, side,
+    product and tag never change. The result passes the same checks as a placement."""
+    new_type, new_quantity, new_price, new_trigger, new_validity = (
+        _given(value) for value in (order_type, quantity, price, trigger_price, validity)
+    )
+    if new_type is None and new_quantity is None and new_price is None and new_trigger is None:
+        raise InputError(NOTHING_TO_MODIFY)
+    _check_trading_hours(now, order.product)
+    kind = _choice("order_type", new_type, ORDER_TYPES) if new_type else order.order_type
+    checked_validity = _validity(new_validity) if new_validity else order.validity
+    qty = _quantity(new_quantity, order.instrument) if new_quantity else order.quantity
+    limit, trigger = _prices(
+        order.instrument,
+        order.transaction_type,
+        kind,
+        price=new_price or str(order.price),
+        trigger_price=new_trigger or str(order.trigger_price),
+        last_price=market.last_price(order.instrument, now),
+    )
+    return OrderRequest(
+        instrument=order.instrument,
+        transaction_type=order.transaction_type,
+        order_type=kind,
+        product=order.product,
+        quantity=qty,
+        price=limit,
+        trigger_price=trigger,
+        validity=checked_validity,
+        tag=order.tag,
+    )

@@ -1,20 +1,24 @@
-"""Positions and margins, computed from a user's fills and the market at the sim clock.
+"""Positions and margins of one account, computed from its book at the sim clock.
 
-Positions use average cost: a fill that reduces a position realises (fill price - average price) on the
-closed quantity; what stays open carries ``unrealised = (last price - average price) x quantity``, and
+Positions use average cost (ledger.py): a fill that reduces a position realises (fill price - average price)
+on the closed quantity; what stays open carries ``unrealised = (last price - average price) x quantity``, and
 ``pnl = realised + unrealised`` (= sell value - buy value + quantity x last price, Kite's formula). ``net``
 covers every fill of the user, ``day`` only the fills of the current IST trading day.
 
-Margins (segment ``equity``; ``commodity`` is present and empty): the demo user's starting margin is the
-opening balance, and the open positions use it:
+Margins (segment ``equity``; ``commodity`` is present and empty) approximate Kite's SPAN + exposure rules,
+deliberately simply: the demo user's starting margin is the opening balance, and these use it:
 
 - long options block their premium (``option_premium``); long CNC equity its value (``delivery``);
-- short options block ``span`` 9 % and ``exposure`` 3 % of the NIFTY level x quantity;
+- short options block ``span`` 9 % and ``exposure`` 3 % of the NIFTY level x quantity, whatever the strike
+  (so one lot of 75 short at NIFTY 23,600 blocks about 2.1 lakh, close to Kite's figure for an OTM weekly);
 - MIS equity, long or short, blocks 20 % of its value as ``exposure`` (short CNC: its full value);
+- an open order blocks what it would if it filled now at its limit (or, for a stop, at the worse of its price
+  and trigger); the part of an order that closes an open position blocks nothing;
 - ``m2m_realised`` is minus the realised P&L, ``m2m_unrealised`` minus the unrealised P&L of short options
   and MIS equity (a profit frees margin, a loss uses it).
 
-``debits`` is the sum of those, ``net`` = ``live_balance`` = opening balance - debits.
+``debits`` is the sum of those, ``net`` = ``live_balance`` = opening balance - debits. An order whose extra
+margin exceeds ``net`` is rejected (see trading.py).
 """
 
 from __future__ import annotations
@@ -25,62 +29,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from kitesim.book import Account
 from kitesim.clock import IST
 from kitesim.instruments import Instrument
+from kitesim.ledger import Ledger, PositionKey
 from kitesim.market import Market
-from kitesim.orders import Fill, OrderRequest
+from kitesim.orders import Fill, Order, OrderRequest, Product
 
 SHORT_OPTION_SPAN = 0.09
 SHORT_OPTION_EXPOSURE = 0.03
 MIS_EQUITY_MARGIN = 0.20
-
-PositionKey = tuple[str, str, str]  # exchange, tradingsymbol, product
-
-
-@dataclass(slots=True)
-class Ledger:
-    """Average-cost book of one position."""
-
-    quantity: int = 0
-    average_price: float = 0.0
-    realised: float = 0.0
-    buy_quantity: int = 0
-    buy_value: float = 0.0
-    sell_quantity: int = 0
-    sell_value: float = 0.0
-
-    def add(self, signed_quantity: int, price: float) -> None:
-        if signed_quantity > 0:
-            self.buy_quantity += signed_quantity
-            self.buy_value += signed_quantity * price
-        else:
-            self.sell_quantity -= signed_quantity
-            self.sell_value -= signed_quantity * price
-        if self.quantity == 0 or (self.quantity > 0) == (signed_quantity > 0):
-            total = abs(self.quantity) + abs(signed_quantity)
-            self.average_price = (
-                self.average_price * abs(self.quantity) + price * abs(signed_quantity)
-            ) / total
-            self.quantity += signed_quantity
-            return
-        closing = min(abs(signed_quantity), abs(self.quantity))
-        direction = 1 if self.quantity > 0 else -1
-        self.realised += closing * (price - self.average_price) * direction
-        self.quantity += signed_quantity
-        if self.quantity == 0:
-            self.average_price = 0.0
-        elif (self.quantity > 0) != (direction > 0):
-            self.average_price = price  # flipped: what is left was opened by this fill
-
-    def unrealised(self, last_price: float) -> float:
-        return (last_price - self.average_price) * self.quantity
-
-
-def ledger_of(fills: Iterable[Fill]) -> Ledger:
-    ledger = Ledger()
-    for fill in sorted(fills, key=lambda item: item.at):
-        ledger.add(fill.signed_quantity, fill.price)
-    return ledger
 
 
 def _money(value: float) -> float:
@@ -91,12 +49,12 @@ def _avg(value: float, quantity: int) -> float:
     return _money(value / quantity) if quantity else 0.0
 
 
-def _group(fills: Iterable[Fill]) -> dict[PositionKey, list[Fill]]:
-    groups: dict[PositionKey, list[Fill]] = {}
-    for fill in fills:
+def _day_ledgers(fills: Iterable[Fill]) -> dict[PositionKey, Ledger]:
+    ledgers: dict[PositionKey, Ledger] = {}
+    for fill in sorted(fills, key=lambda item: item.at):
         key = (fill.instrument.exchange, fill.instrument.tradingsymbol, fill.product)
-        groups.setdefault(key, []).append(fill)
-    return groups
+        ledgers.setdefault(key, Ledger()).add(fill.signed_quantity, fill.price)
+    return ledgers
 
 
 def _row(
@@ -144,46 +102,35 @@ def _row(
     }
 
 
-def positions(market: Market, fills: list[Fill], *, now: datetime) -> dict[str, list[dict[str, Any]]]:
-    today = now.astimezone(IST).date()
-
-    def is_today(fill: Fill) -> bool:
-        return fill.at.astimezone(IST).date() == today
-
+def positions(market: Market, account: Account | None, *, now: datetime) -> dict[str, list[dict[str, Any]]]:
+    if account is None:
+        return {"net": [], "day": []}
+    days = _day_ledgers(account.fills_by_day.get(today(now), []))
     net: list[dict[str, Any]] = []
     day_rows: list[dict[str, Any]] = []
-    for (_, _, product), group in _group(fills).items():
-        instrument = group[0].instrument
+    for key, position in account.positions.items():
+        whole = position.ledger
+        day = days.get(key)
+        if whole.quantity == 0 and day is None:
+            continue
+        instrument = position.instrument
         last_price = market.last_price(instrument, now)
         close_price = market.close_price(instrument, now)
-        todays = [fill for fill in group if is_today(fill)]
-        earlier = [fill for fill in group if fill.at.astimezone(IST).date() < today]
-        overnight = ledger_of(earlier).quantity
-        whole = ledger_of(group)
-        day = ledger_of(todays)
-        if whole.quantity != 0 or todays:
-            net.append(
-                _row(
-                    instrument,
-                    product,
-                    ledger=whole,
-                    day=day,
-                    overnight_quantity=overnight,
-                    last_price=last_price,
-                    close_price=close_price,
-                )
+        day_ledger = day or Ledger()
+        common = {"last_price": last_price, "close_price": close_price}
+        net.append(
+            _row(
+                instrument,
+                position.product,
+                ledger=whole,
+                day=day_ledger,
+                overnight_quantity=whole.quantity - day_ledger.quantity,
+                **common,
             )
-        if todays:
+        )
+        if day is not None:
             day_rows.append(
-                _row(
-                    instrument,
-                    product,
-                    ledger=day,
-                    day=day,
-                    overnight_quantity=0,
-                    last_price=last_price,
-                    close_price=close_price,
-                )
+                _row(instrument, position.product, ledger=day, day=day, overnight_quantity=0, **common)
             )
     return {"net": net, "day": day_rows}
 
@@ -229,40 +176,62 @@ def _block(
         use.exposure += MIS_EQUITY_MARGIN * abs(quantity) * price
 
 
-def utilisation(market: Market, fills: list[Fill], *, now: datetime) -> Utilisation:
+def _opening_quantity(held: int, signed: int) -> int:
+    """The signed part of an order for ``signed`` units that opens (rather than closes) a position."""
+    if held == 0 or (held > 0) == (signed > 0):
+        return signed
+    beyond = abs(signed) - abs(held)
+    return 0 if beyond <= 0 else (beyond if signed > 0 else -beyond)
+
+
+def _block_order(
+    use: Utilisation,
+    account: Account,
+    instrument: Instrument,
+    product: Product,
+    signed: int,
+    price: float,
+    spot: float,
+) -> None:
+    held = account.held(instrument, product)
+    _block(use, instrument, product, _opening_quantity(held, signed), price, spot)
+
+
+def utilisation(
+    market: Market, account: Account | None, *, now: datetime, leaving_out: Order | None = None
+) -> Utilisation:
     use = Utilisation()
+    if account is None:
+        return use
     spot = market.spot(now)
-    for (_, _, product), group in _group(fills).items():
-        instrument = group[0].instrument
-        ledger = ledger_of(group)
-        _block(use, instrument, product, ledger.quantity, ledger.average_price, spot)
+    for position in account.positions.values():
+        ledger = position.ledger
+        instrument = position.instrument
+        _block(use, instrument, position.product, ledger.quantity, ledger.average_price, spot)
         use.m2m_realised -= ledger.realised
         marked = (instrument.is_option and ledger.quantity < 0) or (
-            not instrument.is_option and product == "MIS"
+            not instrument.is_option and position.product == "MIS"
         )
         if marked and ledger.quantity:
             use.m2m_unrealised -= ledger.unrealised(market.last_price(instrument, now))
+    for order in account.pending.values():
+        if order is leaving_out:
+            continue
+        reference = order.reference_price(market.last_price(order.instrument, now))
+        _block_order(use, account, order.instrument, order.product, order.signed_quantity, reference, spot)
     return use
 
 
 def required_margin(
-    market: Market, fills: list[Fill], request: OrderRequest, price: float, *, now: datetime
+    market: Market, account: Account | None, request: OrderRequest, price: float, *, now: datetime
 ) -> float:
     """Extra margin the order would block if it filled at ``price`` (nothing for the part that closes)."""
-    key_fills = [
-        fill
-        for fill in fills
-        if fill.instrument.key == request.instrument.key and fill.product == request.product
-    ]
-    held = ledger_of(key_fills).quantity
-    signed = request.quantity if request.transaction_type == "BUY" else -request.quantity
-    same_side = held == 0 or (held > 0) == (signed > 0)
-    opening = abs(signed) if same_side else max(0, abs(signed) - abs(held))
-    if opening == 0:
-        return 0.0
     use = Utilisation()
-    direction = 1 if signed > 0 else -1
-    _block(use, request.instrument, request.product, direction * opening, price, market.spot(now))
+    spot = market.spot(now)
+    if account is None:
+        _block(use, request.instrument, request.product, request.signed_quantity, price, spot)
+    else:
+        _block_order(use, account, request.instrument, request.product, request.signed_quantity, price, spot)
     return use.debits
 
 
@@ -298,9 +267,18 @@ def margin_segment(opening_balance: Decimal, use: Utilisation | None) -> dict[st
     }
 
 
-def margins(market: Market, fills: list[Fill], opening_balance: Decimal, *, now: datetime) -> dict[str, Any]:
+def margins(
+    market: Market,
+    account: Account | None,
+    opening_balance: Decimal,
+    *,
+    now: datetime,
+    leaving_out: Order | None = None,
+) -> dict[str, Any]:
     return {
-        "equity": margin_segment(opening_balance, utilisation(market, fills, now=now)),
+        "equity": margin_segment(
+            opening_balance, utilisation(market, account, now=now, leaving_out=leaving_out)
+        ),
         "commodity": margin_segment(Decimal(0), None),
     }
 

@@ -1,26 +1,30 @@
-"""Instrument dumps (CSV) and market quotes: ``/instruments``, ``/quote``, ``/quote/ltp``, ``/quote/ohlc``."""
+"""Instrument dumps (CSV), market quotes and historical candles: ``/instruments``, ``/quote``, ``/quote/ltp``,
+``/quote/ohlc``, ``/instruments/historical/{instrument_token}/{interval}``."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from kitesim.accounts import EXCHANGES
-from kitesim.clock import format_ist
+from kitesim.candles import INTERVALS, candles_by_day
+from kitesim.clock import IST, format_ist
 from kitesim.dependencies import CurrentAccess, Sim, check_kite_version
 from kitesim.envelope import ERROR_RESPONSES, Envelope
 from kitesim.errors import InputError
 from kitesim.instruments import Instrument, instruments_csv, round_to_tick
-from kitesim.market import Snapshot
+from kitesim.market import Snapshot, minute_of
 from kitesim.state import SimState
 
 router = APIRouter(tags=["market"], dependencies=[Depends(check_kite_version)], responses=ERROR_RESPONSES)
 
 MAX_QUOTE = 500
 MAX_LTP = 1000
+DAYS_BETWEEN_YIELDS = 4
 NO_VALID_INSTRUMENT = "No valid instrument in `i`: use EXCHANGE:TRADINGSYMBOL, e.g. NSE:INFY."
 
 _CSV = {"content": {"text/csv": {}}, "description": "Kite's instrument dump"}
@@ -151,13 +155,73 @@ async def quote_ohlc(sim: Sim, access: CurrentAccess, i: QuoteKeys) -> Envelope[
 
 @router.get("/quote/ltp", summary="Last traded prices")
 async def quote_ltp(sim: Sim, access: CurrentAccess, i: QuoteKeys) -> Envelope[dict[str, dict[str, Any]]]:
-    now = sim.clock.now()
+    minute = minute_of(sim.clock.now())
     return Envelope(
         data={
             key: {
                 "instrument_token": instrument.instrument_token,
-                "last_price": sim.market.last_price(instrument, now),
+                "last_price": sim.market.price_at(instrument, minute),
             }
             for key, instrument in _resolve(sim, i, MAX_LTP)
         }
     )
+
+
+def _kite_time(name: str, value: str, *, end_of_day: bool) -> datetime:
+    """Kite's ``yyyy-mm-dd hh:mm:ss`` (or a bare date: its whole day) in IST."""
+    text = value.strip()
+    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            parsed = datetime.strptime(text, pattern)
+        except ValueError:
+            continue
+        if pattern == "%Y-%m-%d" and end_of_day:
+            parsed = datetime.combine(parsed.date(), time(23, 59, 59))
+        return parsed.replace(tzinfo=IST)
+    raise InputError(f"Invalid `{name}`: use yyyy-mm-dd hh:mm:ss (IST).")
+
+
+def _flag(name: str, value: str) -> bool:
+    if value.strip() not in ("0", "1"):
+        raise InputError(f"Invalid `{name}`: expected 0 or 1.")
+    return value.strip() == "1"
+
+
+@router.get(
+    "/instruments/historical/{instrument_token}/{interval}",
+    summary="Historical candles: [timestamp, open, high, low, close, volume] up to the sim clock",
+)
+async def historical(
+    sim: Sim,
+    access: CurrentAccess,
+    instrument_token: str,
+    interval: str,
+    start: Annotated[str, Query(alias="from", description="yyyy-mm-dd hh:mm:ss, IST")],
+    end: Annotated[str, Query(alias="to", description="yyyy-mm-dd hh:mm:ss, IST")],
+    continuous: Annotated[str, Query(description="0 or 1; there are no futures to stitch")] = "0",
+    oi: Annotated[str, Query(description="0 or 1: add open interest (always 0) to each candle")] = "0",
+) -> Envelope[dict[str, list[list[Any]]]]:
+    instrument = (
+        sim.instruments.by_token(int(instrument_token)) if instrument_token.strip().isdigit() else None
+    )
+    if instrument is None:
+        raise InputError("Invalid `instrument_token`: no such instrument.")
+    chosen = INTERVALS.get(interval)
+    if chosen is None:
+        raise InputError(f"Invalid `interval`: expected one of {', '.join(INTERVALS)}.")
+    since = _kite_time("from", start, end_of_day=False)
+    until = _kite_time("to", end, end_of_day=True)
+    _flag("continuous", continuous)
+    with_oi = _flag("oi", oi)
+    if since > until:
+        raise InputError("Invalid `from`: it is after `to`.")
+    if until - since > timedelta(days=chosen.max_days):
+        raise InputError(f"interval exceeds max limit: {chosen.max_days} days")
+    rows: list[list[Any]] = []
+    by_day = candles_by_day(sim.market, instrument, chosen, start=since, end=until, now=sim.clock.now())
+    for count, day in enumerate(by_day, start=1):
+        rows.extend(candle.as_row(with_oi=with_oi) for candle in day)
+        if count % DAYS_BETWEEN_YIELDS == 0:
+            # Years of day candles take a while to compute the first time; quotes must not wait for them.
+            await asyncio.sleep(0)
+    return Envelope(data={"candles": rows})

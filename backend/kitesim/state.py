@@ -6,11 +6,11 @@ import random
 from dataclasses import dataclass
 
 from kitesim.accounts import AccountBook, demo_accounts
+from kitesim.book import OrderBook
 from kitesim.clock import SimClock
 from kitesim.config import KitesimSettings
 from kitesim.instruments import InstrumentBook
 from kitesim.market import Market
-from kitesim.orders import OrderBook
 from kitesim.sessions import SessionBook
 
 

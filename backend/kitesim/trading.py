@@ -1,4 +1,4 @@
-"""The signed-in user's orders, trades, positions and margins."""
+"""The signed-in user's orders (place, modify, cancel, read), trades, positions and margins."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form
 
 from kitesim.accounts import DemoUser
+from kitesim.book import MarginCheck
 from kitesim.dependencies import CurrentUser, Sim, check_kite_version
 from kitesim.envelope import ERROR_RESPONSES, Envelope
 from kitesim.errors import InputError
-from kitesim.orders import MarginCheck, OrderRequest, validate_order
+from kitesim.orders import Order, OrderRequest, validate_modification, validate_order
 from kitesim.portfolio import margins, positions, required_margin, today
 from kitesim.state import SimState
 
@@ -20,18 +21,27 @@ SEGMENTS = ("equity", "commodity")
 
 
 def _margin_check(sim: SimState, user: DemoUser) -> MarginCheck:
-    def check(user_id: str, request: OrderRequest, price: float) -> str | None:
+    def check(request: OrderRequest, price: float, replacing: Order | None) -> str | None:
         now = sim.clock.now()
-        fills = sim.orders.fills(user_id)
-        needed = required_margin(sim.market, fills, request, price, now=now)
+        account = sim.orders.account(user.user_id)
+        needed = required_margin(sim.market, account, request, price, now=now)
         if needed <= 0:
             return None
-        available = margins(sim.market, fills, user.starting_margin_inr, now=now)["equity"]["net"]
+        every = margins(sim.market, account, user.starting_margin_inr, now=now, leaving_out=replacing)
+        available: float = every["equity"]["net"]
         if needed <= available:
             return None
-        return f"Insufficient funds. Required margin is {needed:.2f} but available margin is {available:.2f}."
+        return (
+            f"Insufficient funds. Required margin is {needed:.2f} but available margin is {available:.2f}. "
+            "Check the orderbook for open orders."
+        )
 
     return check
+
+
+def _regular(variety: str) -> None:
+    if variety != "regular":
+        raise InputError("Invalid `variety`: only regular orders are accepted.")
 
 
 def _synced(sim: SimState, user: DemoUser) -> None:
@@ -54,8 +64,7 @@ async def place_order(
     validity: Annotated[str, Form()] = "DAY",
     tag: Annotated[str | None, Form()] = None,
 ) -> Envelope[dict[str, str]]:
-    if variety != "regular":
-        raise InputError("Invalid `variety`: only regular orders are accepted.")
+    _regular(variety)
     for name, value in (
         ("tradingsymbol", tradingsymbol),
         ("exchange", exchange),
@@ -86,10 +95,38 @@ async def place_order(
     return Envelope(data={"order_id": order.order_id})
 
 
+@router.put("/orders/{variety}/{order_id}", summary="Modify an open order")
+async def modify_order(
+    sim: Sim,
+    user: CurrentUser,
+    variety: str,
+    order_id: str,
+    quantity: Annotated[str | None, Form()] = None,
+    price: Annotated[str | None, Form()] = None,
+    trigger_price: Annotated[str | None, Form()] = None,
+    order_type: Annotated[str | None, Form()] = None,
+    validity: Annotated[str | None, Form()] = None,
+) -> Envelope[dict[str, str]]:
+    _regular(variety)
+    now = sim.clock.now()
+    order = sim.orders.modifiable(user.user_id, order_id, now=now)
+    request = validate_modification(
+        order,
+        sim.market,
+        now=now,
+        quantity=quantity,
+        price=price,
+        trigger_price=trigger_price,
+        order_type=order_type,
+        validity=validity,
+    )
+    sim.orders.modify(order, request, now=now, margin_check=_margin_check(sim, user))
+    return Envelope(data={"order_id": order.order_id})
+
+
 @router.delete("/orders/{variety}/{order_id}", summary="Cancel an open order")
 async def cancel_order(sim: Sim, user: CurrentUser, variety: str, order_id: str) -> Envelope[dict[str, str]]:
-    if variety != "regular":
-        raise InputError("Invalid `variety`: only regular orders are accepted.")
+    _regular(variety)
     order = sim.orders.cancel(user.user_id, order_id, now=sim.clock.now())
     return Envelope(data={"order_id": order.order_id})
 
@@ -124,7 +161,7 @@ async def list_trades(sim: Sim, user: CurrentUser) -> Envelope[list[dict[str, An
 async def list_positions(sim: Sim, user: CurrentUser) -> Envelope[dict[str, list[dict[str, Any]]]]:
     _synced(sim, user)
     now = sim.clock.now()
-    return Envelope(data=positions(sim.market, sim.orders.fills(user.user_id), now=now))
+    return Envelope(data=positions(sim.market, sim.orders.account(user.user_id), now=now))
 
 
 @router.get("/user/margins", summary="Funds and margins of every segment")
@@ -132,7 +169,7 @@ async def all_margins(sim: Sim, user: CurrentUser) -> Envelope[dict[str, Any]]:
     _synced(sim, user)
     now = sim.clock.now()
     return Envelope(
-        data=margins(sim.market, sim.orders.fills(user.user_id), user.starting_margin_inr, now=now)
+        data=margins(sim.market, sim.orders.account(user.user_id), user.starting_margin_inr, now=now)
     )
 
 
@@ -142,6 +179,6 @@ async def segment_margins(sim: Sim, user: CurrentUser, segment: str) -> Envelope
         raise InputError(f"Invalid `segment`: expected one of {', '.join(SEGMENTS)}.")
     _synced(sim, user)
     now = sim.clock.now()
-    every = margins(sim.market, sim.orders.fills(user.user_id), user.starting_margin_inr, now=now)
+    every = margins(sim.market, sim.orders.account(user.user_id), user.starting_margin_inr, now=now)
     segment_data: dict[str, Any] = every[segment]
     return Envelope(data=segment_data)

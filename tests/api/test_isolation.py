@@ -32,7 +32,8 @@ async def random_day(trader: Trader, rng: random.Random, move: Callable[[float],
         symbol = rng.choice(["INFY", "TCS", "SBIN", "HDFCBANK"])
         quantity = rng.randint(1, 9)
         await trader.order(symbol, "BUY", quantity)
-        move(rng.randint(1, 30) * 60)
+        # Short holds: six traders' days together stay inside one session (09:30 to before 13:00 IST).
+        move(rng.randint(1, 8) * 60)
         await trader.order(symbol, "SELL", rng.randint(1, quantity))
         placed += 2
     return placed

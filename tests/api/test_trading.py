@@ -200,24 +200,27 @@ class TestTradesCsv:
 
 
 class TestIstDays:
-    async def test_a_fill_at_2330_utc_counts_on_the_next_ist_day(
+    async def test_at_0500_ist_today_is_the_next_ist_day_while_utc_is_still_yesterday(
         self,
         make_trader: MakeTrader,
         set_clocks: Callable[[datetime], None],
         move_clocks: Callable[[float], None],
     ) -> None:
         trader = await make_trader()
-        set_clocks(datetime(2026, 11, 30, 23, 30, tzinfo=UTC))  # 05:00 IST on 1 December
+        set_clocks(datetime(2026, 11, 30, 4, 30, tzinfo=UTC))  # 10:00 IST on Monday 30 November
         await trader.order("INFY", "BUY", 1)
         move_clocks(60)
         await trader.order("INFY", "SELL", 1)
         await trader.sync()
         [trip] = await trader.trades()
-        assert trip["day"] == "2026-12-01"
-        assert await trader.trades(**{"from": "2026-11-30", "to": "2026-11-30"}) == []
+        assert trip["day"] == "2026-11-30"
+        set_clocks(datetime(2026, 11, 30, 23, 30, tzinfo=UTC))  # 05:00 IST on 1 December, UTC's 30th
         summary = (await trader.api.get("/api/pnl/summary")).json()
         assert summary["as_of"] == "2026-12-01"
-        assert Decimal(summary["day"]) == Decimal(str(trip["realised_pnl"]))
+        assert Decimal(summary["day"]) == 0
+        # Tuesday's week began on the Monday of the trade.
+        assert Decimal(summary["week"]) == Decimal(str(trip["realised_pnl"]))
+        assert await trader.trades(**{"from": "2026-12-01", "to": "2026-12-01"}) == []
 
 
 class TestPnlAndStats:

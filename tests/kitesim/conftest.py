@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -96,8 +97,26 @@ class KiteDriver:
         order_id: str = response.json()["data"]["order_id"]
         return order_id
 
+    async def modify(self, access_token: str, order_id: str, **fields: str | int | float) -> httpx.Response:
+        form = {key: str(value) for key, value in fields.items()}
+        return await self.client.put(
+            f"/orders/regular/{order_id}", data=form, headers=self.auth(access_token)
+        )
+
+    async def data(self, access_token: str, path: str, **params: str | list[str]) -> Any:
+        """The ``data`` of a successful Kite answer."""
+        response = await self.get(access_token, path, **params)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "success"
+        return response.json()["data"]
+
     async def set_clock(self, when: datetime) -> None:
         response = await self.client.post("/sim/clock", json={"set_to": when.isoformat()})
+        assert response.status_code == 200, response.text
+
+    async def freeze_at(self, when: datetime) -> None:
+        """Jump to ``when`` and nearly stop the clock, so real time in a test does not cross a minute."""
+        response = await self.client.post("/sim/clock", json={"set_to": when.isoformat(), "speed": 0.001})
         assert response.status_code == 200, response.text
 
     async def advance(self, seconds: float) -> None:

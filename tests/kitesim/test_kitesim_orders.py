@@ -164,7 +164,8 @@ class TestLimitOrders:
         assert again.json()["error_type"] == "InputException"
 
     async def test_open_order_expires_at_the_close(self, kite: KiteDriver, token: str) -> None:
-        await kite.place_ok(token, **equity(order_type="LIMIT", price=1.0))
+        # CNC: an MIS order would already have ended at the 15:20 square-off.
+        await kite.place_ok(token, **equity(order_type="LIMIT", price=1.0, product="CNC"))
         await kite.advance(8 * 3600)
         (order,) = await data(kite, token, "/orders")
         assert order["status"] == "CANCELLED"
@@ -321,6 +322,24 @@ class TestPositionsAndMargins:
         after = await data(kite, token, "/user/margins/equity")
         assert after["utilised"]["option_premium"] == pytest.approx(75 * premium, abs=0.01)
         assert after["net"] == pytest.approx(500000.0 - 75 * premium, abs=0.01)
+
+
+class TestTags:
+    async def test_a_tag_of_twenty_characters_comes_back_everywhere(
+        self, kite: KiteDriver, token: str
+    ) -> None:
+        tag = "strangle:a41f:000123"
+        assert len(tag) == 20
+        order_id = await kite.place_ok(token, **equity(order_type="LIMIT", price=1.0, tag=tag))
+        (order,) = await data(kite, token, "/orders")
+        assert order["tag"] == tag and order["tags"] == [tag]
+        history = await data(kite, token, f"/orders/{order_id}")
+        assert {step["tag"] for step in history} == {tag}
+
+    async def test_no_tag_is_null(self, kite: KiteDriver, token: str) -> None:
+        await kite.place_ok(token, **equity(tag="  "))
+        (order,) = await data(kite, token, "/orders")
+        assert order["tag"] is None and order["tags"] == []
 
 
 class TestIsolation:

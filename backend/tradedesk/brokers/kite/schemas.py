@@ -57,7 +57,8 @@ class KiteTrade(KiteModel):
     product: str = Field(min_length=1, max_length=8)
     transaction_type: Literal["BUY", "SELL"]
     quantity: int = Field(gt=0)
-    average_price: Decimal = Field(gt=0)
+    # An option that expires worthless settles at 0.
+    average_price: Decimal = Field(ge=0)
     fill_timestamp: KiteTime
 
 
