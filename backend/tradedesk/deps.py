@@ -1,21 +1,24 @@
-"""The API process's state as a dependency: everything create_app built once, read from ``app.state.td``."""
+"""The API process's services, read from ``app.state.td`` where create_app put them once; and the
+settings as a dependency."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
-from tradedesk.state import AppState
-
-
-def app_state(request: Request) -> AppState:
-    state: AppState = request.app.state.td
-    return state
+from tradedesk.config import Settings
+from tradedesk.state import ApiServices
 
 
-async def get_state(request: Request) -> AppState:
-    return app_state(request)
+def api_services(connection: HTTPConnection) -> ApiServices:
+    services: ApiServices = connection.app.state.td
+    return services
 
 
-State = Annotated[AppState, Depends(get_state)]
+async def get_settings(request: Request) -> Settings:
+    return api_services(request).settings
+
+
+AppSettings = Annotated[Settings, Depends(get_settings)]

@@ -12,8 +12,11 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from tradedesk.audit.router import router as audit_router
+from tradedesk.auth.cookies import SignInCookieTransport
+from tradedesk.auth.limits import SignInLimiter
 from tradedesk.auth.pending import RedisPendingSignIns, SqlPendingSignIns
 from tradedesk.auth.router import router as auth_router
+from tradedesk.auth.service import AuthService
 from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.config import Environment, Settings
 from tradedesk.db import create_engine, create_sessionmaker
@@ -39,8 +42,9 @@ from tradedesk.sessions.redis_store import RedisSessionStore
 from tradedesk.sessions.service import SessionService
 from tradedesk.sessions.sql_store import SqlSessionStore
 from tradedesk.sessions.store import SessionStore
-from tradedesk.state import AppState
+from tradedesk.state import ApiServices
 from tradedesk.trading.router import router as trading_router
+from tradedesk.trading.service import TradingService
 
 # httpx logs full request URLs at INFO; Kite's logout URL carries the access token.
 for _noisy in ("httpx", "httpcore"):
@@ -52,7 +56,7 @@ def build_state(
     *,
     clock: Clock | None = None,
     kite_transport: httpx.AsyncBaseTransport | None = None,
-) -> AppState:
+) -> ApiServices:
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
     sessionmaker = create_sessionmaker(engine)
@@ -72,25 +76,41 @@ def build_state(
         if redis and settings.redis_url
         else SqlSessionStore(sessionmaker, codec=codec)
     )
-    return AppState(
+    sessions = SessionService(store=store, settings=settings, clock=clock, cipher=cipher)
+    kite = KiteClient(
+        base_url=settings.kite_api_url, timeout_s=settings.kite_timeout_s, transport=kite_transport
+    )
+    return ApiServices(
         settings=settings,
         clock=clock,
         engine=engine,
         sessionmaker=sessionmaker,
         redis=redis,
-        sessions=SessionService(store=store, settings=settings, clock=clock, cipher=cipher),
-        pending_signins=RedisPendingSignIns(redis, prefix=settings.redis_key_prefix)
-        if redis
-        else SqlPendingSignIns(sessionmaker),
-        kite=KiteClient(
-            base_url=settings.kite_api_url, timeout_s=settings.kite_timeout_s, transport=kite_transport
-        ),
+        kite=kite,
         cipher=cipher,
+        sessions=sessions,
         cookies=SessionCookieTransport(settings, device_signer=CookieSigner(keys, salt="tradedesk.device")),
-        signin_signer=CookieSigner(keys, salt="tradedesk.signin"),
-        rate_limiter=RedisRateLimiter(redis, prefix=settings.redis_key_prefix)
-        if redis
-        else MemoryRateLimiter(),
+        auth=AuthService(
+            sessions=sessions,
+            pending_signins=RedisPendingSignIns(redis, prefix=settings.redis_key_prefix)
+            if redis
+            else SqlPendingSignIns(sessionmaker),
+            kite=kite,
+            cipher=cipher,
+            clock=clock,
+            kite_login_url=settings.kite_login_url,
+            pending_signin_ttl_s=settings.pending_signin_ttl_s,
+            pending_signin_max=settings.pending_signin_max,
+            session_idle_timeout_s=settings.session_idle_timeout_s,
+        ),
+        sign_in_limiter=SignInLimiter(
+            RedisRateLimiter(redis, prefix=settings.redis_key_prefix) if redis else MemoryRateLimiter(),
+            per_address_limit=settings.signin_rate_limit,
+            per_key_limit=settings.signin_rate_limit_per_key,
+            window_s=settings.signin_rate_window_s,
+        ),
+        sign_in_cookie=SignInCookieTransport(settings, signer=CookieSigner(keys, salt="tradedesk.signin")),
+        trading=TradingService(kite=kite, cipher=cipher, sessionmaker=sessionmaker, clock=clock),
     )
 
 

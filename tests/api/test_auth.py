@@ -653,7 +653,7 @@ class TestSignInRateLimit:
     async def test_too_many_attempts_from_one_address_are_429(
         self, api: object, new_client: ClientFactory
     ) -> None:
-        api.state.td.settings.signin_rate_limit = 3  # type: ignore[attr-defined]
+        api.state.td.sign_in_limiter.per_address_limit = 3  # type: ignore[attr-defined]
         client = new_client()
         body = {"api_key": DEMO_API_KEY, "api_secret": "wrong", "request_token": "nope"}
         for _ in range(3):

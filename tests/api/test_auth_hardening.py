@@ -116,8 +116,8 @@ class TestOddCharactersOnTheCallback:
 
 class TestPerKeyRateLimit:
     async def test_rotating_addresses_does_not_buy_more_attempts(self, api: object) -> None:
-        settings = api.state.td.settings  # type: ignore[attr-defined]
-        settings.signin_rate_limit_per_key = 4
+        limiter = api.state.td.sign_in_limiter  # type: ignore[attr-defined]
+        limiter.per_key_limit = 4
         body = {"api_key": DEMO_API_KEY, "api_secret": "wrong", "request_token": "nope"}
         clients = [browser(api, f"198.51.100.{n}") for n in range(1, 7)]
         try:
@@ -127,7 +127,7 @@ class TestPerKeyRateLimit:
             assert blocked.status_code == 429
             assert blocked.json()["error"] == "TooManyRequests"
             assert "api_key" in blocked.json()["detail"]
-            assert 1 <= int(blocked.headers["retry-after"]) <= settings.signin_rate_window_s
+            assert 1 <= int(blocked.headers["retry-after"]) <= limiter.window_s
             for path, payload in (
                 ("/api/auth/login", {"api_key": DEMO_API_KEY, "api_secret": "s"}),
                 ("/api/auth/set-access-token", {"api_key": DEMO_API_KEY, "access_token": "x" * 32}),
@@ -168,7 +168,7 @@ class TestPendingSignInBound:
         self, api: object, new_client: ClientFactory, clock: ManualClock
     ) -> None:
         settings = api.state.td.settings  # type: ignore[attr-defined]
-        settings.pending_signin_max = 10
+        api.state.td.auth.pending_signin_max = 10  # type: ignore[attr-defined]
         client = new_client()
         for _ in range(10):
             assert (await self._login(client)).status_code == 200
@@ -184,8 +184,7 @@ class TestPendingSignInBound:
         assert (await self._login(client)).status_code == 200
 
     async def test_a_finished_sign_in_frees_its_place(self, api: object, new_client: ClientFactory) -> None:
-        settings = api.state.td.settings  # type: ignore[attr-defined]
-        settings.pending_signin_max = 10
+        api.state.td.auth.pending_signin_max = 10  # type: ignore[attr-defined]
         client = new_client()
         states = [(await self._login(client)).json()["state"] for _ in range(10)]
         assert (await self._login(client)).status_code == 503

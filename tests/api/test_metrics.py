@@ -27,7 +27,7 @@ from tests.conftest import (
 from tests.procs import free_port
 from tradedesk.kit.clock import ManualClock
 from tradedesk.main import create_app
-from tradedesk.metrics.instruments import MAX_SIGN_IN_OUTCOMES, AppMetrics, record_sign_in
+from tradedesk.metrics.instruments import MAX_SIGN_IN_OUTCOMES, AppMetrics
 
 TOKEN = "metrics-token-0123456789abcdefghijklmnop"
 FAMILIES = (
@@ -320,11 +320,12 @@ class TestMetricsPort:
 class TestRecordSignIn:
     async def test_counts_into_this_apps_metrics_only(self, make_api: MakeApi) -> None:
         first, second = await make_api(metrics_token=TOKEN), await make_api(metrics_token=TOKEN)
-        record_sign_in(first.state.td, "success")
-        record_sign_in(first.state.td, "SignInRejected")
-        record_sign_in(first.state.td, "SignInRejected")
+        auth = first.state.td.auth
+        auth.log_sign_in_failure(reason="invalid_state", ip=None)
+        auth.log_sign_in_failure(reason="SignInRejected", ip=None)
+        auth.log_sign_in_failure(reason="SignInRejected", ip=None)
         _, samples = parse((await first.state.td.metrics.exposition()).decode())
-        assert value(samples, "tradedesk_sign_ins_total", outcome="success") == 1
+        assert value(samples, "tradedesk_sign_ins_total", outcome="invalid_state") == 1
         assert value(samples, "tradedesk_sign_ins_total", outcome="SignInRejected") == 2
         _, others = parse((await second.state.td.metrics.exposition()).decode())
         counted = [labels for name, labels in others if name == "tradedesk_sign_ins_total"]

@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -23,7 +24,10 @@ from tradedesk.errors import ServiceUnavailable
 from tradedesk.middleware import route_template
 from tradedesk.sessions.redis_store import RedisSessionStore
 from tradedesk.sessions.sql_store import SqlSessionStore
-from tradedesk.state import AppState
+from tradedesk.sessions.store import SessionStore
+
+if TYPE_CHECKING:
+    from tradedesk.state import ApiServices
 
 log = logging.getLogger("tradedesk.metrics")
 
@@ -42,9 +46,11 @@ MAX_SCAN_CALLS = 200
 
 
 class AppMetrics:
-    """Every family this app exports, in a registry of its own: several apps in one process never collide."""
+    """Every family this app exports, in a registry of its own: several apps in one process never collide.
+    Built over the API's services: it reads the engine and session store at scrape time, and attaches to
+    the broker client and the sign-in flows to hear of their calls and outcomes."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, services: ApiServices) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._request_observers: dict[tuple[str, str, int], Callable[[float], None]] = {}
         self.request_duration = Histogram(
@@ -81,18 +87,21 @@ class AppMetrics:
             ["endpoint", "error"],
             registry=self.registry,
         )
-        self.registry.register(DatabasePoolCollector(state.engine))
+        self.registry.register(DatabasePoolCollector(services.engine))
 
-        self._count_sessions = _session_counter(state)
+        self._count_sessions = _session_counter(
+            services.sessions.store, redis=services.redis, prefix=services.settings.redis_key_prefix
+        )
         # Absent rather than a misleading zero where the store cannot be counted.
         self.active_sessions = Gauge(
             "tradedesk_active_sessions",
             "Unexpired web sessions in the session store (counted at most every 30 s).",
             registry=self.registry if self._count_sessions is not None else None,
         )
-        self._clock = state.clock
+        self._clock = services.clock
         self._sessions_counted_at = -math.inf
-        state.kite.call_observer = self.observe_broker_call
+        services.kite.call_observer = self.observe_broker_call
+        services.auth.sign_in_observer = self.count_sign_in
 
     def observe_request(self, scope: Scope, status: int, elapsed_s: float) -> None:
         """One HTTP request's duration under its route template (never the raw path, so ids and probes
@@ -139,12 +148,6 @@ class AppMetrics:
             log.warning("active sessions could not be counted", exc_info=True)
             value = math.nan
         self.active_sessions.set(value)
-
-
-def record_sign_in(app: AppState, outcome: str) -> None:
-    """Counts one sign-in attempt in this app's metrics."""
-    if app.metrics is not None:
-        app.metrics.count_sign_in(outcome)
 
 
 class DatabasePoolCollector(Collector):
@@ -202,10 +205,11 @@ class _SessionCounter:
                 return total
 
 
-def _session_counter(state: AppState) -> Callable[[datetime], Awaitable[int]] | None:
-    store = state.sessions.store
-    if isinstance(store, RedisSessionStore) and state.redis is not None:
-        return _SessionCounter(state.redis, prefix=state.settings.redis_key_prefix)
+def _session_counter(
+    store: SessionStore, *, redis: Redis | None, prefix: str
+) -> Callable[[datetime], Awaitable[int]] | None:
+    if isinstance(store, RedisSessionStore) and redis is not None:
+        return _SessionCounter(redis, prefix=prefix)
     if isinstance(store, SqlSessionStore):
 
         async def count_sql(now: datetime) -> int:

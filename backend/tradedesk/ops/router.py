@@ -6,20 +6,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tradedesk.deps import State
+from tradedesk.deps import api_services
 from tradedesk.errors import outage_reason
+from tradedesk.sessions.dependencies import Sessions
 
 log = logging.getLogger("tradedesk.ops")
 CHECK_TIMEOUT_S = 2
 
 router = APIRouter(tags=["ops"])
+
+
+async def get_engine(request: Request) -> AsyncEngine:
+    return api_services(request).engine
+
+
+DatabaseEngine = Annotated[AsyncEngine, Depends(get_engine)]
 
 
 class Health(BaseModel):
@@ -61,13 +70,13 @@ async def healthz() -> Health:
     operation_id="ops-readyz",
     responses={503: {"model": Readiness, "description": "A dependency is down"}},
 )
-async def readyz(app: State) -> JSONResponse:
+async def readyz(engine: DatabaseEngine, sessions: Sessions) -> JSONResponse:
     async def database() -> None:
-        async with app.engine.connect() as conn:
+        async with engine.connect() as conn:
             await conn.execute(text("select 1"))
 
     database_down, sessions_down = await asyncio.gather(
-        _check("database", database), _check("sessions", app.sessions.store.ping)
+        _check("database", database), _check("sessions", sessions.store.ping)
     )
     reasons: dict[Dependency, str] = {}
     if database_down:

@@ -1,5 +1,6 @@
 """Request dependencies: cookie -> signature -> store -> SessionRecord, with the CSRF check for
-unsafe methods. Handlers receive records, never raw cookies."""
+unsafe methods. Handlers receive records, never raw cookies; the session service and the cookie
+transport come from the process's services."""
 
 from __future__ import annotations
 
@@ -13,11 +14,25 @@ from fastapi.security import APIKeyCookie
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tradedesk.db import DbSession
-from tradedesk.deps import app_state
+from tradedesk.deps import api_services
 from tradedesk.errors import CsrfFailed, NotAuthenticated
 from tradedesk.kit.repository import bind_tenant
 from tradedesk.middleware import UNSAFE_METHODS
+from tradedesk.sessions.cookies import SessionCookieTransport
 from tradedesk.sessions.record import SessionRecord
+from tradedesk.sessions.service import SessionService
+
+
+async def get_session_service(request: Request) -> SessionService:
+    return api_services(request).sessions
+
+
+async def get_session_cookies(request: Request) -> SessionCookieTransport:
+    return api_services(request).cookies
+
+
+Sessions = Annotated[SessionService, Depends(get_session_service)]
+SessionCookies = Annotated[SessionCookieTransport, Depends(get_session_cookies)]
 
 
 class SessionCookie(APIKeyCookie):
@@ -25,9 +40,9 @@ class SessionCookie(APIKeyCookie):
     store -> record. The real cookie name comes from settings (``__Host-`` prefixed when Secure)."""
 
     async def __call__(self, request: Request) -> SessionRecord | None:  # type: ignore[override]
-        state = app_state(request)
-        cookie = state.cookies.read(request)
-        record = await state.sessions.resolve(cookie, ip=client_ip(request))
+        services = api_services(request)
+        cookie = services.cookies.read(request)
+        record = await services.sessions.resolve(cookie, ip=client_ip(request))
         request.state.session = record
         return record
 

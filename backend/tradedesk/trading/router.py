@@ -10,12 +10,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from tradedesk.deps import State
 from tradedesk.errors import BadRequest, ErrorBody, NotFound, ValidationErrorBody
-from tradedesk.kit.calendar import ist_day, periods_for, validate_range
+from tradedesk.kit.calendar import periods_for, validate_range
 from tradedesk.sessions.dependencies import CurrentSession, TenantDb
 from tradedesk.trading import service
-from tradedesk.trading.dependencies import RiskRepo, TradeRepo
+from tradedesk.trading.dependencies import RiskRepo, Today, TradeRepo, Trading
 from tradedesk.trading.repository import TradeRepository
 from tradedesk.trading.schemas import (
     CumulativePoint,
@@ -55,21 +54,19 @@ ToDay = Annotated[date | None, Query(alias="to", description="Last IST day (incl
 Symbol = Annotated[str | None, Query(max_length=64, description="Exact trading symbol, e.g. INFY")]
 
 
-def _today(app: State) -> date:
-    return ist_day(app.clock.now())
-
-
-def _range(app: State, from_day: date | None, to_day: date | None, *, default_days: int) -> tuple[date, date]:
+def _range(
+    today: date, from_day: date | None, to_day: date | None, *, default_days: int
+) -> tuple[date, date]:
     try:
         return validate_range(
-            from_day, to_day, today=_today(app), default_days=default_days, max_days=MAX_RANGE_DAYS
+            from_day, to_day, today=today, default_days=default_days, max_days=MAX_RANGE_DAYS
         )
     except ValueError as exc:
         raise BadRequest(str(exc)) from exc
 
 
 def _optional_range(
-    app: State, from_day: date | None, to_day: date | None
+    today: date, from_day: date | None, to_day: date | None
 ) -> tuple[date | None, date | None]:
     if from_day is None and to_day is None:
         return None, None
@@ -78,7 +75,7 @@ def _optional_range(
         if to_day < date(2000, 1, 1):
             raise BadRequest("'to' is before 2000-01-01; pick a date this data can have.")
         return None, to_day
-    return _range(app, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
+    return _range(today, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
 
 
 async def _checked_symbol(repo: TradeRepository, symbol: str | None) -> str | None:
@@ -93,19 +90,21 @@ async def _checked_symbol(repo: TradeRepository, symbol: str | None) -> str | No
 
 
 @router.post("/sync", response_model=SyncResult, operation_id="trading-sync", responses=_BROKER_ERRORS)
-async def sync(body: SyncRequest, app: State, db: TenantDb, record: CurrentSession) -> SyncResult:
+async def sync(
+    body: SyncRequest, trading: Trading, today: Today, db: TenantDb, record: CurrentSession
+) -> SyncResult:
     """Pull the day's executions from the broker, store the new ones and match them into round trips.
     Running it again stores nothing twice."""
-    if body.day is not None and not date(2000, 1, 1) <= body.day <= _today(app):
+    if body.day is not None and not date(2000, 1, 1) <= body.day <= today:
         raise BadRequest("'day' must be a past or current IST trading day.")
-    return await service.sync_fills(app, db, record=record, day=body.day)
+    return await trading.sync_fills(db, record=record, day=body.day)
 
 
 @router.get(
     "/trades", response_model=TradesPage, operation_id="trading-list_trades", responses=_SYMBOL_ERRORS
 )
 async def list_trades(
-    app: State,
+    today: Today,
     repo: TradeRepo,
     from_day: FromDay = None,
     to_day: ToDay = None,
@@ -115,7 +114,7 @@ async def list_trades(
     limit: Annotated[int, Query(ge=1, le=500, description="At most 500")] = 100,
 ) -> TradesPage:
     """Your round trips, newest first; follow `next_cursor` for more."""
-    start, end = _optional_range(app, from_day, to_day)
+    start, end = _optional_range(today, from_day, to_day)
     rows = await repo.page(
         from_day=start,
         to_day=end,
@@ -138,18 +137,17 @@ async def list_trades(
     },
 )
 async def export_trades(
-    app: State,
+    trading: Trading,
+    today: Today,
     repo: TradeRepo,
     from_day: FromDay = None,
     to_day: ToDay = None,
     symbol: Symbol = None,
 ) -> StreamingResponse:
     """Your round trips in the range as a CSV download, streamed newest first."""
-    start, end = _optional_range(app, from_day, to_day)
+    start, end = _optional_range(today, from_day, to_day)
     checked = await _checked_symbol(repo, symbol)
-    rows = service.trades_csv(
-        app.sessionmaker, broker_id=repo.broker_id, from_day=start, to_day=end, symbol=checked
-    )
+    rows = trading.trades_csv(broker_id=repo.broker_id, from_day=start, to_day=end, symbol=checked)
     label = f"{start or 'all'}_{end or 'all'}"
     return StreamingResponse(
         rows,
@@ -159,9 +157,9 @@ async def export_trades(
 
 
 @router.get("/pnl/summary", response_model=PnlSummary, operation_id="trading-pnl_summary", responses=_ERRORS)
-async def pnl_summary(app: State, repo: TradeRepo) -> PnlSummary:
+async def pnl_summary(today: Today, repo: TradeRepo) -> PnlSummary:
     """Realised P&L for today, this week (from Monday), month, year and all time, in IST days."""
-    periods = periods_for(_today(app))
+    periods = periods_for(today)
     totals = await repo.pnl_summary(periods)
     return PnlSummary(as_of=periods.day, **totals)
 
@@ -173,10 +171,10 @@ async def pnl_summary(app: State, repo: TradeRepo) -> PnlSummary:
     responses=_ERRORS,
 )
 async def pnl_cumulative(
-    app: State, repo: TradeRepo, from_day: FromDay = None, to_day: ToDay = None
+    today: Today, repo: TradeRepo, from_day: FromDay = None, to_day: ToDay = None
 ) -> list[CumulativePoint]:
     """Net realised P&L per IST day with the running total from the first day of the range."""
-    start, end = _range(app, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
+    start, end = _range(today, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
     points = await repo.daily_net(start, end)
     return [CumulativePoint(day=day, net=net, cumulative=total) for day, net, total in points]
 
@@ -185,10 +183,10 @@ async def pnl_cumulative(
     "/stats/daily", response_model=list[DailyStats], operation_id="trading-daily_stats", responses=_ERRORS
 )
 async def daily_stats(
-    app: State, repo: TradeRepo, from_day: FromDay = None, to_day: ToDay = None
+    today: Today, repo: TradeRepo, from_day: FromDay = None, to_day: ToDay = None
 ) -> list[DailyStats]:
     """Per IST day with closed trades: counts, win rate, gross profit and loss, net and max drawdown."""
-    start, end = _range(app, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
+    start, end = _range(today, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
     rows = await repo.daily_stats(start, end)
     return [
         DailyStats(
@@ -209,21 +207,21 @@ async def daily_stats(
 @router.get(
     "/positions", response_model=PositionsRead, operation_id="trading-positions", responses=_BROKER_ERRORS
 )
-async def positions(app: State, record: CurrentSession) -> PositionsRead:
+async def positions(trading: Trading, record: CurrentSession) -> PositionsRead:
     """Open positions live from the broker, with unrealised P&L at the last price."""
-    return await service.live_positions(app, record=record)
+    return await trading.live_positions(record)
 
 
 @router.get("/risk", response_model=RiskRead, operation_id="trading-get_risk", responses=_ERRORS)
-async def get_risk(app: State, trades: TradeRepo, risk: RiskRepo) -> RiskRead:
+async def get_risk(trading: Trading, trades: TradeRepo, risk: RiskRepo) -> RiskRead:
     """The daily loss limit, how much of it today's realised P&L has used, and whether trading is blocked."""
-    return await service.risk_of(trades, risk, today=_today(app))
+    return await trading.risk_of(trades, risk=risk)
 
 
 @router.put("/risk", response_model=RiskRead, operation_id="trading-put_risk", responses=_ERRORS)
 async def put_risk(
-    body: RiskUpdate, app: State, trades: TradeRepo, risk: RiskRepo, record: CurrentSession
+    body: RiskUpdate, trading: Trading, trades: TradeRepo, risk: RiskRepo, record: CurrentSession
 ) -> RiskRead:
     """Set (or clear, with null) the daily loss limit in rupees."""
-    await service.change_daily_loss_limit(risk, limit=body.daily_loss_limit, now=app.clock.now(), by=record)
-    return await service.risk_of(trades, risk, today=_today(app))
+    await trading.change_daily_loss_limit(risk, limit=body.daily_loss_limit, by=record)
+    return await trading.risk_of(trades, risk=risk)

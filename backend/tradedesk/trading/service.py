@@ -20,17 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk.audit import service as audit
 from tradedesk.audit.schemas import AuditKind
-from tradedesk.brokers.credentials import BrokerCredentialsPlain
+from tradedesk.brokers.credentials import BrokerCredentialsPlain, open_credentials
+from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.brokers.kite.schemas import KiteOrder, KiteTrade
 from tradedesk.errors import BrokerTokenInvalid, BrokerUnavailable, is_database_outage, outage_reason
 from tradedesk.kit.calendar import ist_day
-from tradedesk.kit.crypto import CredentialsDecryptError
+from tradedesk.kit.clock import Clock
+from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError
 from tradedesk.kit.cursor import KeysetCursor
 from tradedesk.kit.repository import tenant_session
 from tradedesk.logs import log_tag
 from tradedesk.models import Fill, Trade
 from tradedesk.sessions.record import SessionRecord
-from tradedesk.state import AppState
 from tradedesk.trading.matching import (
     ClosedTrip,
     Execution,
@@ -43,27 +44,6 @@ from tradedesk.trading.repository import FillRepository, InstrumentKey, RiskRepo
 from tradedesk.trading.schemas import PositionRead, PositionsRead, RiskRead, SyncResult, TradeRead
 
 log = logging.getLogger("tradedesk.trading")
-
-
-def broker_credentials(app: AppState, record: SessionRecord) -> BrokerCredentialsPlain:
-    try:
-        return app.sessions.credentials_of(record)
-    except CredentialsDecryptError as exc:
-        raise BrokerTokenInvalid(
-            "This session's broker credentials can no longer be read; reconnect."
-        ) from exc
-
-
-@asynccontextmanager
-async def noting_token_refusal(app: AppState, record: SessionRecord) -> AsyncIterator[None]:
-    """A broker call whose token the broker refuses: the refusal goes to the account's audit trail."""
-    try:
-        yield
-    except BrokerTokenInvalid:
-        await audit.record_broker_token_expired(
-            app.sessionmaker, broker_id=record.broker_id, at=app.clock.now(), actor=audit.Actor.of(record)
-        )
-        raise
 
 
 def _fill_row(trade: KiteTrade, order: KiteOrder | None, *, now: datetime) -> dict[str, Any]:
@@ -147,108 +127,6 @@ def _as_lot(row: Trade) -> OpenLot:
     )
 
 
-async def sync_fills(
-    app: AppState, db: AsyncSession, *, record: SessionRecord, day: date | None
-) -> SyncResult:
-    """Everything the broker answers is read and validated before anything is written (an unreadable answer
-    is a 502 and stores nothing); the write is one transaction, serialised per user."""
-    credentials = broker_credentials(app, record)
-    async with noting_token_refusal(app, record):
-        trades = await app.kite.trades(api_key=credentials.api_key, access_token=credentials.access_token)
-        orders = await app.kite.orders(api_key=credentials.api_key, access_token=credentials.access_token)
-    by_order = {order.order_id: order for order in orders}
-    if day is not None:
-        trades = [t for t in trades if ist_day(t.fill_timestamp) == day]
-    now = app.clock.now()
-
-    if db.get_bind().dialect.name == "postgresql":
-        # Two syncs of one user must not match the same open lots at once.
-        await db.execute(
-            select(func.pg_advisory_xact_lock(func.hashtextextended("sync:" + record.broker_id, 0)))
-        )
-    # On SQLite this insert is the transaction's first write and takes the database's write lock, which
-    # serialises concurrent syncs the same way.
-    fills = FillRepository(db, record.broker_id)
-    new_fills = await fills.insert_new([_fill_row(t, by_order.get(t.order_id), now=now) for t in trades])
-    if not new_fills:
-        return SyncResult(fills_new=0, trades_closed=0)
-
-    grouped: dict[InstrumentKey, list[Fill]] = defaultdict(list)
-    for fill in new_fills:
-        grouped[(fill.exchange, fill.tradingsymbol, fill.product)].append(fill)
-    new_ids = {fill.id for fill in new_fills}
-    repo = TradeRepository(db, record.broker_id)
-    closed_total = 0
-    for key, key_fills in grouped.items():
-        executions = sorted((_execution(f) for f in key_fills), key=execution_order)
-        seen_until = await fills.latest_before(key, excluding=new_ids)
-        if seen_until is not None and executions[0].at < seen_until:
-            # A fill older than ones already matched: FIFO order changed, so replay the instrument.
-            # Trips closed before count as closed already; only the difference is news.
-            closed_total -= await repo.count_closed(key)
-            await repo.delete_instrument(key)
-            existing: list[Trade] = []
-            executions = sorted((_execution(f) for f in await fills.all_for(key)), key=execution_order)
-        else:
-            existing = await repo.open_lots(key)
-        try:
-            lots, closed = match_fifo([_as_lot(row) for row in existing], executions)
-        except UnusableInput as exc:
-            # Raised before anything of this sync is committed: the transaction rolls back whole.
-            log.warning("sync refused unusable broker data: %s", exc)
-            raise BrokerUnavailable(
-                f"The broker's executions cannot be matched into trades ({exc}); nothing was stored."
-            ) from exc
-        closed_total += len(closed)
-        await repo.insert_many([_closed_row(key, trip) for trip in closed])
-        # Open lots keep their row (and id) while they stay open, so pagination stays stable.
-        by_entry = {row.entry_trade_id: row for row in existing}
-        kept = {lot.entry_trade_id for lot in lots}
-        await repo.delete_ids([row.id for row in existing if row.entry_trade_id not in kept])
-        fresh = []
-        for lot in lots:
-            row = by_entry.get(lot.entry_trade_id)
-            if row is None:
-                fresh.append(_open_row(key, lot))
-            elif row.quantity != lot.quantity:
-                await repo.set_quantity(row.id, lot.quantity)
-        await repo.insert_many(fresh)
-    log.info(
-        "synced broker=%s fills_new=%d trades_closed=%d",
-        log_tag(record.broker_id),
-        len(new_fills),
-        closed_total,
-    )
-    return SyncResult(fills_new=len(new_fills), trades_closed=closed_total)
-
-
-async def live_positions(app: AppState, *, record: SessionRecord) -> PositionsRead:
-    credentials = broker_credentials(app, record)
-    async with noting_token_refusal(app, record):
-        positions = await app.kite.positions(
-            api_key=credentials.api_key, access_token=credentials.access_token
-        )
-    items = [
-        PositionRead(
-            exchange=p.exchange,
-            tradingsymbol=p.tradingsymbol,
-            product=p.product,
-            quantity=p.quantity,
-            average_price=p.average_price,
-            last_price=p.last_price,
-            pnl=p.pnl,
-            realised=p.realised,
-            unrealised=p.unrealised,
-        )
-        for p in positions.net
-    ]
-    return PositionsRead(
-        items=items,
-        total_pnl=sum((p.pnl for p in items), Decimal(0)),
-        unrealised_pnl=sum((p.unrealised for p in items), Decimal(0)),
-    )
-
-
 def risk_view(limit: Decimal | None, realised_today: Decimal) -> RiskRead:
     used = max(Decimal(0), -realised_today)
     return RiskRead(
@@ -308,68 +186,211 @@ CSV_DATABASE_ERROR_LINE = "# error: export incomplete, database unavailable; ret
 CSV_ERROR_LINE = "# error: export incomplete, an error on our side has been logged; retry\r\n"
 
 
-async def trades_csv(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    broker_id: str,
-    from_day: date | None,
-    to_day: date | None,
-    symbol: str | None,
-) -> AsyncIterator[str]:
-    """The CSV export, a page of 1000 trades at a time. The request's transaction has ended by the time
-    the body streams, so it reads in a tenant-bound one of its own."""
-    try:
-        async with tenant_session(sessionmaker, broker_id) as db:
-            repo = TradeRepository(db, broker_id)
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(CSV_COLUMNS)
-            before: int | None = None
-            while True:
-                page = await repo.page(
-                    from_day=from_day, to_day=to_day, symbol=symbol, status=None, before_id=before, limit=1000
-                )
-                writer.writerows(trade_csv_row(TradeRead.model_validate(row)) for row in page)
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-                if len(page) < 1000:
-                    break
-                before = page[-1].id
-    except Exception as exc:
-        # The status line and part of the file are already out, so this can no longer be a 503:
-        # the file itself says it is incomplete instead of just stopping short.
-        if is_database_outage(exc):
-            log.warning("trades export cut short: database unavailable (%s)", outage_reason(exc))
-            yield CSV_DATABASE_ERROR_LINE
-        else:
-            log.exception("trades export cut short")
-            yield CSV_ERROR_LINE
+class TradingService:
+    """What reaches the broker or outlives the request: sync, live positions, the export, the loss limit."""
 
+    def __init__(
+        self,
+        *,
+        kite: KiteClient,
+        cipher: CredentialCipher,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+    ) -> None:
+        self._kite = kite
+        self._cipher = cipher
+        self._sessionmaker = sessionmaker
+        self._clock = clock
 
-async def risk_of(trades: TradeRepository, risk: RiskRepository, *, today: date) -> RiskRead:
-    settings = await risk.get()
-    realised = await trades.realised_on(today)
-    return risk_view(settings.daily_loss_limit if settings else None, realised)
+    def today(self) -> date:
+        """The IST trading day it is now: where every default range and "today" figure starts."""
+        return ist_day(self._clock.now())
 
+    def _broker_credentials(self, record: SessionRecord) -> BrokerCredentialsPlain:
+        try:
+            return open_credentials(self._cipher, record.credentials_enc, broker_id=record.broker_id)
+        except CredentialsDecryptError as exc:
+            raise BrokerTokenInvalid(
+                "This session's broker credentials can no longer be read; reconnect."
+            ) from exc
 
-async def change_daily_loss_limit(
-    risk: RiskRepository, *, limit: Decimal | None, now: datetime, by: SessionRecord
-) -> None:
-    """Set or clear the limit; a real change goes to the account's audit trail with both values."""
-    before = await risk.get()
-    previous = before.daily_loss_limit if before else None
-    await risk.set_limit(limit, now=now)
-    if previous != limit:
-        await audit.record(
-            risk.db,
-            broker_id=risk.broker_id,
-            kind=AuditKind.RISK_LIMIT_CHANGED,
-            at=now,
-            actor=audit.Actor.of(by),
-            detail={
-                "daily_loss_limit_from": None if previous is None else str(previous),
-                "daily_loss_limit_to": None if limit is None else str(limit),
-            },
+    @asynccontextmanager
+    async def _noting_token_refusal(self, record: SessionRecord) -> AsyncIterator[None]:
+        """A broker call whose token the broker refuses: the refusal goes to the account's audit trail."""
+        try:
+            yield
+        except BrokerTokenInvalid:
+            await audit.record_broker_token_expired(
+                self._sessionmaker,
+                broker_id=record.broker_id,
+                at=self._clock.now(),
+                actor=audit.Actor.of(record),
+            )
+            raise
+
+    async def sync_fills(self, db: AsyncSession, *, record: SessionRecord, day: date | None) -> SyncResult:
+        """Everything the broker answers is read and validated before anything is written (an unreadable
+        answer is a 502 and stores nothing); the write is one transaction, serialised per user."""
+        credentials = self._broker_credentials(record)
+        async with self._noting_token_refusal(record):
+            trades = await self._kite.trades(
+                api_key=credentials.api_key, access_token=credentials.access_token
+            )
+            orders = await self._kite.orders(
+                api_key=credentials.api_key, access_token=credentials.access_token
+            )
+        by_order = {order.order_id: order for order in orders}
+        if day is not None:
+            trades = [t for t in trades if ist_day(t.fill_timestamp) == day]
+        now = self._clock.now()
+
+        if db.get_bind().dialect.name == "postgresql":
+            # Two syncs of one user must not match the same open lots at once.
+            await db.execute(
+                select(func.pg_advisory_xact_lock(func.hashtextextended("sync:" + record.broker_id, 0)))
+            )
+        # On SQLite this insert is the transaction's first write and takes the database's write lock, which
+        # serialises concurrent syncs the same way.
+        fills = FillRepository(db, record.broker_id)
+        new_fills = await fills.insert_new([_fill_row(t, by_order.get(t.order_id), now=now) for t in trades])
+        if not new_fills:
+            return SyncResult(fills_new=0, trades_closed=0)
+
+        grouped: dict[InstrumentKey, list[Fill]] = defaultdict(list)
+        for fill in new_fills:
+            grouped[(fill.exchange, fill.tradingsymbol, fill.product)].append(fill)
+        new_ids = {fill.id for fill in new_fills}
+        repo = TradeRepository(db, record.broker_id)
+        closed_total = 0
+        for key, key_fills in grouped.items():
+            executions = sorted((_execution(f) for f in key_fills), key=execution_order)
+            seen_until = await fills.latest_before(key, excluding=new_ids)
+            if seen_until is not None and executions[0].at < seen_until:
+                # A fill older than ones already matched: FIFO order changed, so replay the instrument.
+                # Trips closed before count as closed already; only the difference is news.
+                closed_total -= await repo.count_closed(key)
+                await repo.delete_instrument(key)
+                existing: list[Trade] = []
+                executions = sorted((_execution(f) for f in await fills.all_for(key)), key=execution_order)
+            else:
+                existing = await repo.open_lots(key)
+            try:
+                lots, closed = match_fifo([_as_lot(row) for row in existing], executions)
+            except UnusableInput as exc:
+                # Raised before anything of this sync is committed: the transaction rolls back whole.
+                log.warning("sync refused unusable broker data: %s", exc)
+                raise BrokerUnavailable(
+                    f"The broker's executions cannot be matched into trades ({exc}); nothing was stored."
+                ) from exc
+            closed_total += len(closed)
+            await repo.insert_many([_closed_row(key, trip) for trip in closed])
+            # Open lots keep their row (and id) while they stay open, so pagination stays stable.
+            by_entry = {row.entry_trade_id: row for row in existing}
+            kept = {lot.entry_trade_id for lot in lots}
+            await repo.delete_ids([row.id for row in existing if row.entry_trade_id not in kept])
+            fresh = []
+            for lot in lots:
+                row = by_entry.get(lot.entry_trade_id)
+                if row is None:
+                    fresh.append(_open_row(key, lot))
+                elif row.quantity != lot.quantity:
+                    await repo.set_quantity(row.id, lot.quantity)
+            await repo.insert_many(fresh)
+        log.info(
+            "synced broker=%s fills_new=%d trades_closed=%d",
+            log_tag(record.broker_id),
+            len(new_fills),
+            closed_total,
         )
-    await risk.db.flush()
+        return SyncResult(fills_new=len(new_fills), trades_closed=closed_total)
+
+    async def live_positions(self, record: SessionRecord) -> PositionsRead:
+        credentials = self._broker_credentials(record)
+        async with self._noting_token_refusal(record):
+            positions = await self._kite.positions(
+                api_key=credentials.api_key, access_token=credentials.access_token
+            )
+        items = [
+            PositionRead(
+                exchange=p.exchange,
+                tradingsymbol=p.tradingsymbol,
+                product=p.product,
+                quantity=p.quantity,
+                average_price=p.average_price,
+                last_price=p.last_price,
+                pnl=p.pnl,
+                realised=p.realised,
+                unrealised=p.unrealised,
+            )
+            for p in positions.net
+        ]
+        return PositionsRead(
+            items=items,
+            total_pnl=sum((p.pnl for p in items), Decimal(0)),
+            unrealised_pnl=sum((p.unrealised for p in items), Decimal(0)),
+        )
+
+    async def trades_csv(
+        self, *, broker_id: str, from_day: date | None, to_day: date | None, symbol: str | None
+    ) -> AsyncIterator[str]:
+        """The CSV export, a page of 1000 trades at a time. The request's transaction has ended by the
+        time the body streams, so it reads in a tenant-bound one of its own."""
+        try:
+            async with tenant_session(self._sessionmaker, broker_id) as db:
+                repo = TradeRepository(db, broker_id)
+                buffer = io.StringIO()
+                writer = csv.writer(buffer)
+                writer.writerow(CSV_COLUMNS)
+                before: int | None = None
+                while True:
+                    page = await repo.page(
+                        from_day=from_day,
+                        to_day=to_day,
+                        symbol=symbol,
+                        status=None,
+                        before_id=before,
+                        limit=1000,
+                    )
+                    writer.writerows(trade_csv_row(TradeRead.model_validate(row)) for row in page)
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+                    if len(page) < 1000:
+                        break
+                    before = page[-1].id
+        except Exception as exc:
+            # The status line and part of the file are already out, so this can no longer be a 503:
+            # the file itself says it is incomplete instead of just stopping short.
+            if is_database_outage(exc):
+                log.warning("trades export cut short: database unavailable (%s)", outage_reason(exc))
+                yield CSV_DATABASE_ERROR_LINE
+            else:
+                log.exception("trades export cut short")
+                yield CSV_ERROR_LINE
+
+    async def risk_of(self, trades: TradeRepository, *, risk: RiskRepository) -> RiskRead:
+        settings = await risk.get()
+        realised = await trades.realised_on(self.today())
+        return risk_view(settings.daily_loss_limit if settings else None, realised)
+
+    async def change_daily_loss_limit(
+        self, risk: RiskRepository, *, limit: Decimal | None, by: SessionRecord
+    ) -> None:
+        """Set or clear the limit; a real change goes to the account's audit trail with both values."""
+        now = self._clock.now()
+        before = await risk.get()
+        previous = before.daily_loss_limit if before else None
+        await risk.set_limit(limit, now=now)
+        if previous != limit:
+            await audit.record(
+                risk.db,
+                broker_id=risk.broker_id,
+                kind=AuditKind.RISK_LIMIT_CHANGED,
+                at=now,
+                actor=audit.Actor.of(by),
+                detail={
+                    "daily_loss_limit_from": None if previous is None else str(previous),
+                    "daily_loss_limit_to": None if limit is None else str(limit),
+                },
+            )
+        await risk.db.flush()
