@@ -36,6 +36,7 @@ test: venv services lint
 bench: venv services
 	$(PY) bench/auth_status.py
 	$(PY) bench/trading.py
+	$(PY) bench/agents.py
 
 # Sampled mutation testing of the critical modules (slow; not part of `make test`). Configs in mutation/.
 mutate: venv services

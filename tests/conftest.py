@@ -159,6 +159,8 @@ def make_settings(database_url: str, *, redis_prefix: str | None, **overrides: o
         "kite_login_url": f"{KITE_BASE}/connect/login",
         "secret_keys": ["test-secret-key-0123456789abcdefghijklmnop"],
         "encryption_keys": [TEST_ENCRYPTION_KEY],
+        # Tests that need a runtime build one and tick it by hand, on the simulator's clock.
+        "agent_runtime": "off",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -108,6 +108,20 @@ class Settings(BaseSettings):
     key_file: str = ".tradedesk-keys.json"
 
     agent_runtime: Literal["on", "off"] = "on"
+    # Names this process's runtime in leases and on the agents it drives; unset: host name, pid and a
+    # random suffix (unique per start).
+    agent_runtime_id: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$"
+    )
+    # A runtime that dies leaves its agents to another after at most this long.
+    agent_lease_ttl_s: float = Field(default=10.0, ge=1, le=60)
+    # Agents decide once per cycle; the market is fetched once per cycle for all of them.
+    agent_cycle_s: float = Field(default=1.0, ge=0.1, le=60)
+    agent_max_lots: int = Field(default=50, ge=1, le=10_000)
+    # Touched after every runtime tick that reached the database: a container healthcheck reads its age.
+    agent_alive_file: str | None = None
+    # Clock of the product: the system's, or kitesim's simulated clock (demos and tests on a fast day).
+    clock: Literal["system", "kitesim"] = "system"
     # FastAPI's native OpenTelemetry spans/metrics, exported by the providers OTEL_* configures.
     otel_enabled: bool = False
 

@@ -14,7 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tradedesk.errors import is_database_outage
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def create_engine(database_url: str, *, pre_ping: bool = True, pool_size: int = 10) -> AsyncEngine:
+    """``pre_ping``: test each pooled connection before use (one round trip more per transaction). An agent
+    worker turns it off: a connection that died with the server fails one tick, which the next one
+    retries, and every order pays the round trip otherwise. ``pool_size`` connections stay open; as many
+    again may open for a burst (and close after it, which costs a connect each time)."""
     # Statement parameters are user input and credentials: never part of an error message or a log line.
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, hide_parameters=True, connect_args={"timeout": 15})
@@ -30,9 +34,9 @@ def create_engine(database_url: str) -> AsyncEngine:
     engine = create_async_engine(
         database_url,
         hide_parameters=True,
-        pool_pre_ping=True,
-        pool_size=10,
-        max_overflow=10,
+        pool_pre_ping=pre_ping,
+        pool_size=pool_size,
+        max_overflow=pool_size,
         pool_timeout=5,
         connect_args={"timeout": 3},
     )

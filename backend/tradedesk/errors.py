@@ -92,6 +92,22 @@ class Conflict(AppError):
     status_code = 409
 
 
+class InvalidInput(AppError):
+    """Input that parses but breaks a rule (a bound, a consistency check): 422 with the same body as a
+    request that fails FastAPI's own validation, naming each field."""
+
+    status_code = 422
+
+    def __init__(self, errors: list[dict[str, object]]) -> None:
+        fields = ", ".join(".".join(str(p) for p in e.get("loc", ()) or ()) or "body" for e in errors)  # type: ignore[attr-defined]
+        super().__init__(f"The request is not valid: check {fields}.")
+        self.errors = errors
+
+    @property
+    def name(self) -> str:
+        return "ValidationError"
+
+
 class TooManyRequests(AppError):
     status_code = 429
 
@@ -195,9 +211,10 @@ def outage_reason(exc: BaseException) -> str:
 
 
 def error_response(exc: AppError) -> JSONResponse:
-    return JSONResponse(
-        {"error": exc.name, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-    )
+    body: dict[str, object] = {"error": exc.name, "detail": exc.detail}
+    if isinstance(exc, InvalidInput):
+        body["errors"] = exc.errors
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 _HTTP_NAMES = {

@@ -11,6 +11,8 @@ import httpx
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from tradedesk.agents.router import router as agents_router
+from tradedesk.agents.services import build_agent_services
 from tradedesk.audit.router import router as audit_router
 from tradedesk.auth.cookies import SignInCookieTransport
 from tradedesk.auth.limits import SignInLimiter
@@ -18,6 +20,7 @@ from tradedesk.auth.pending import RedisPendingSignIns, SqlPendingSignIns
 from tradedesk.auth.router import router as auth_router
 from tradedesk.auth.service import AuthService
 from tradedesk.brokers.kite.client import KiteClient
+from tradedesk.brokers.kite.simclock import KitesimClock
 from tradedesk.config import Environment, Settings
 from tradedesk.db import create_engine, create_sessionmaker
 from tradedesk.docs import OPENAPI_URL, install_docs
@@ -121,19 +124,39 @@ def create_app(
     kite_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
-    state = build_state(settings, clock=clock, kite_transport=kite_transport)
+    sim_clock = (
+        KitesimClock(settings.kite_api_url, transport=kite_transport)
+        if clock is None and settings.clock == "kitesim"
+        else None
+    )
+    state = build_state(settings, clock=clock or sim_clock, kite_transport=kite_transport)
     metrics = state.metrics = AppMetrics(state)
     metrics_listener = MetricsListener(metrics, port=settings.metrics_port)
+    agents = build_agent_services(
+        settings,
+        sessionmaker=state.sessionmaker,
+        redis=state.redis,
+        kite=state.kite,
+        cipher=state.cipher,
+        clock=state.clock,
+        with_runtime=settings.agent_runtime == "on",
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Everything built so far lives as long as the process: keep it out of the collector's full
         # passes, which otherwise walk it every time and show up as 30-50 ms pauses under load.
+        if sim_clock is not None:
+            await sim_clock.start()
         await metrics_listener.start()
         gc.freeze()
+        agents.start()
         try:
             yield
         finally:
+            await agents.close()
+            if sim_clock is not None:
+                await sim_clock.aclose()
             gc.unfreeze()
             await metrics_listener.stop()
             await state.kite.aclose()
@@ -156,6 +179,7 @@ def create_app(
         telemetry=None if settings.otel_enabled else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.td = state
+    app.state.agents = agents
     install_error_handlers(app)
     count_session_store_errors(app, metrics)
     install_docs(app, settings)
@@ -163,6 +187,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(audit_router)
     app.include_router(trading_router)
+    app.include_router(agents_router)
     app.include_router(metrics_router(metrics, token=settings.metrics_token))
 
     # Added innermost first: CORS ends up outermost so every answer, errors included, carries its headers.

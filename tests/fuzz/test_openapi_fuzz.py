@@ -141,7 +141,14 @@ async def test_every_operation_answers_as_documented(
     async with browser(fuzzed_api) as client:
         document = (await client.get(OPENAPI_URL)).json()
         schema = schemathesis.openapi.from_dict(document)
-        operations = [result.ok() for result in schema.get_all_operations()]
+        # A live event stream never ends, and the in-process transport reads a body to its end: the
+        # stream's own tests drive it over real sockets.
+        operations = [
+            op
+            for op in (result.ok() for result in schema.get_all_operations())
+            if "text/event-stream"
+            not in op.definition.raw.get("responses", {}).get("200", {}).get("content", {})
+        ]
         operations.sort(key=lambda op: op.definition.raw.get("operationId") in SESSION_ENDING)
         assert len(operations) >= 20
 

@@ -38,3 +38,16 @@ def test_api_hosts_are_bounded() -> None:
     env = compose()["x-api-env"]
     hosts = str(env["TRADEDESK_ALLOWED_HOSTS"]).split(",")
     assert "*" not in hosts and "localhost" in hosts
+
+
+def test_agents_run_in_two_named_workers_not_in_the_api() -> None:
+    services = compose()["services"]
+    for api in ("api-1", "api-2"):
+        assert services[api]["environment"]["TRADEDESK_AGENT_RUNTIME"] == "off"
+    workers = {name: spec for name, spec in services.items() if name.startswith("worker-")}
+    assert len(workers) == 2
+    ids = {spec["environment"]["TRADEDESK_AGENT_RUNTIME_ID"] for spec in workers.values()}
+    assert ids == {"worker-1", "worker-2"}
+    for spec in workers.values():
+        assert spec["command"] == ["python", "-m", "tradedesk.agents.worker"]
+        assert spec["environment"]["TRADEDESK_REDIS_URL"].startswith("redis://")

@@ -103,21 +103,33 @@ class MarketData:
             token = self._tokens.get(key)
             if token is None:
                 continue
-            # Enough calendar time to hold ``count`` session minutes, across a night or a weekend.
-            start = minute - timedelta(days=4 if count > 60 else 3)
-            rows = await self._kite.historical(
-                api_key=credentials.api_key,
-                access_token=credentials.access_token,
-                instrument_token=token,
-                interval="minute",
-                start=start,
-                end=minute,
+            # Most minutes, the last ``count`` session minutes are the last ``count`` clock minutes: ask
+            # for just those. Near the open they reach into an earlier session (across a night or a
+            # weekend), so the wider window is asked for only then.
+            completed = await self._completed(
+                credentials, token, start=minute - timedelta(minutes=count + 1), minute=minute
             )
-            completed = tuple(
-                Candle(at=r.at, open=r.open, high=r.high, low=r.low, close=r.close, volume=r.volume)
-                for r in rows
-                if r.at + timedelta(minutes=1) <= minute
-            )
+            if len(completed) < count:
+                completed = await self._completed(
+                    credentials, token, start=minute - timedelta(days=4 if count > 60 else 3), minute=minute
+                )
             self._candles[key] = (minute, completed[-max(count, 1) * 2 :])
             found[key] = completed[-count:]
         return found
+
+    async def _completed(
+        self, credentials: BrokerCredentialsPlain, token: int, *, start: datetime, minute: datetime
+    ) -> tuple[Candle, ...]:
+        rows = await self._kite.historical(
+            api_key=credentials.api_key,
+            access_token=credentials.access_token,
+            instrument_token=token,
+            interval="minute",
+            start=start,
+            end=minute,
+        )
+        return tuple(
+            Candle(at=r.at, open=r.open, high=r.high, low=r.low, close=r.close, volume=r.volume)
+            for r in rows
+            if r.at + timedelta(minutes=1) <= minute
+        )

@@ -3,20 +3,23 @@ plus the one cross-tenant read a runtime needs (which agents should run), throug
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, func, insert, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk.agents.schemas import AgentState
-from tradedesk.kit.repository import BrokerScopedRepository
+from tradedesk.kit.repository import BrokerScopedRepository, tenant_session
 from tradedesk.models import (
     Agent,
     AgentEventRow,
     AgentOrder,
     BrokerCredentials,
+    RiskSettings,
     StrategyParamChange,
     StrategyParams,
 )
@@ -110,9 +113,10 @@ class AgentRepository(BrokerScopedRepository[Agent]):
         )
         return list(rows.all())
 
-    async def record_order(self, order: AgentOrder) -> None:
-        order.broker_id = self.broker_id
-        self.db.add(order)
+    async def record_order(self, **values: Any) -> None:
+        # A Core insert: on the path from a decision to its order, the ORM's unit of work costs more
+        # than the statement.
+        await self.db.execute(insert(AgentOrder).values(broker_id=self.broker_id, **values))
 
     async def update_order(self, *, agent_id: int, seq: int, **values: Any) -> None:
         await self.db.execute(
@@ -174,6 +178,8 @@ class RunnableAgent:
     runtime_id: str | None
     credentials_updated_at: datetime | None
     paused_at: datetime | None
+    token_expires_at: datetime | None
+    daily_loss_limit: Decimal | None
 
 
 async def agents_to_run(db: AsyncSession) -> list[RunnableAgent]:
@@ -192,11 +198,14 @@ async def agents_to_run(db: AsyncSession) -> list[RunnableAgent]:
             Agent.runtime_id,
             BrokerCredentials.updated_at,
             Agent.paused_at,
+            BrokerCredentials.token_expires_at,
+            RiskSettings.daily_loss_limit,
         )
         .outerjoin(BrokerCredentials, BrokerCredentials.broker_id == Agent.broker_id)
+        .outerjoin(RiskSettings, RiskSettings.broker_id == Agent.broker_id)
         .where(Agent.state.not_in(TERMINAL_STATES))
     )
-    return [RunnableAgent(*row) for row in rows.all()]
+    return [RunnableAgent(*tuple(row)) for row in rows.all()]
 
 
 async def touch_agents(
@@ -221,3 +230,59 @@ async def touch_agents(
             .where(Agent.broker_id == broker_id, Agent.id == agent_id, Agent.runtime_id == runtime_id)
             .values(heartbeat_at=at)
         )
+
+
+_RECORD_INTENTS = text(
+    "select record_intents(:broker, :agent, :day, cast(:orders as jsonb), cast(:state as jsonb), :next_seq, "
+    ":realised, :reason, :at)"
+)
+
+
+async def record_intents(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    broker_id: str,
+    agent_id: int,
+    day: date,
+    orders: list[dict[str, Any]],
+    state: dict[str, Any],
+    next_seq: int,
+    realised: Decimal,
+    reason: str | None,
+    at: datetime,
+) -> None:
+    """A decision's orders (``seq``, ``intent_id``, ``kind``, ``tag``, ``payload`` each) and the strategy
+    state that expects them, stored together before any is sent. PostgreSQL: one round trip, through the
+    database function that binds the broker first; SQLite: one tenant transaction."""
+    async with sessionmaker() as db:
+        if db.get_bind().dialect.name == "postgresql":
+            conn = await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            await conn.execute(
+                _RECORD_INTENTS,
+                {
+                    "broker": broker_id,
+                    "agent": agent_id,
+                    "day": day,
+                    "orders": json.dumps(orders),
+                    "state": json.dumps(state),
+                    "next_seq": next_seq,
+                    "realised": realised,
+                    "reason": reason,
+                    "at": at,
+                },
+            )
+            return
+    async with tenant_session(sessionmaker, broker_id) as db:
+        repo = AgentRepository(db, broker_id)
+        for order in orders:
+            await repo.record_order(agent_id=agent_id, day=day, status="recorded", created_at=at, **order)
+        values: dict[str, Any] = {
+            "strategy_state": state,
+            "trading_day": day,
+            "next_seq": next_seq,
+            "realised_pnl_today": realised,
+            "updated_at": at,
+        }
+        if reason is not None:
+            values["reason"] = reason
+        await repo.set_fields(agent_id, **values)
