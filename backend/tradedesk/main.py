@@ -104,7 +104,6 @@ def build_state(
             kite_login_url=settings.kite_login_url,
             pending_signin_ttl_s=settings.pending_signin_ttl_s,
             pending_signin_max=settings.pending_signin_max,
-            session_idle_timeout_s=settings.session_idle_timeout_s,
         ),
         sign_in_limiter=SignInLimiter(
             RedisRateLimiter(redis, prefix=settings.redis_key_prefix) if redis else MemoryRateLimiter(),

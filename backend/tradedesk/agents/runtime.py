@@ -163,6 +163,8 @@ class HeldAgent:
     deferred: list[EventItem] = field(default_factory=list)
     # Answers of orders sent this cycle, not yet written.
     outcomes: list[tuple[IntentRecord, EventLevel, str]] = field(default_factory=list)
+    # Taken over, and the broker's orders not read since: nothing is decided or sent until they are.
+    needs_adoption: bool = False
 
     @property
     def key(self) -> tuple[str, int]:
@@ -235,6 +237,8 @@ class AgentRuntime:
         self._last_prices: dict[str, float] = {}
         self._stopping = asyncio.Event()
         self._gate = asyncio.Semaphore(config.concurrency)
+        # Separate from the gate: an agent holding the gate reads its orders through this one.
+        self._order_reads = asyncio.Semaphore(config.concurrency)
         # (when, seconds from the decision to the broker's answer) of each order sent, and decisions taken:
         # for the benchmark. Bounded: the oldest go first.
         self.ack_latencies_s: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
@@ -323,11 +327,12 @@ class AgentRuntime:
             )
             for lost in [h for h in self._held.values() if h.lease not in still]:
                 await self._drop(lost.key, "lease lost")
+        unclaimed: list[RunnableAgent] = []
         for key, row in self._rows.items():
             held = self._held.get(key)
             if held is None:
                 if row.desired == "running" or row.state == AgentState.STOPPING.value:
-                    await self._try_claim(row)
+                    unclaimed.append(row)
                 continue
             held.desired = row.desired
             held.loss_limit = row.daily_loss_limit
@@ -335,6 +340,9 @@ class AgentRuntime:
                 await self._reload_params(held)
             if row.credentials_updated_at != held.credentials_stamp:
                 await self._load_credentials(held)
+        if unclaimed:
+            # A take-over after another runtime died moves all its agents at once: adopt them side by side.
+            await asyncio.gather(*(self._claim_guarded(row) for row in unclaimed))
         if self._held and now_mono - self._touched_at >= 1.0:
             self._touched_at = now_mono
             async with self._sessionmaker() as db, db.begin():
@@ -349,19 +357,26 @@ class AgentRuntime:
         await self._leases.release(held.lease, self.runtime_id)
         log.info("agent %s of broker=%s dropped: %s", held.agent_id, log_tag(held.broker_id), why)
 
+    async def _claim_guarded(self, row: RunnableAgent) -> None:
+        async with self._gate:
+            try:
+                await self._try_claim(row)
+            except Exception:
+                log.warning("agent %s: not taken over", row.agent_id, exc_info=True)
+
     async def _try_claim(self, row: RunnableAgent) -> None:
         key = lease_key(self.config.redis_prefix, row.broker_id, row.agent_id)
         if not await self._leases.claim(key, self.runtime_id, ttl_ms=self.config.lease_ttl_ms):
             return
         try:
-            held = await self._adopt(row, key)
+            held = await self._take_over(row, key)
         except Exception:
             await self._leases.release(key, self.runtime_id)
             raise
         if held is not None:
             self._held[held.key] = held
 
-    async def _adopt(self, row: RunnableAgent, lease: str) -> HeldAgent | None:
+    async def _take_over(self, row: RunnableAgent, lease: str) -> HeldAgent | None:
         """Take an agent over: its row, today's recorded intents, its credentials and the broker's view
         of its orders. Intents the broker never received are left ``recorded``: the next cycle sends
         them, once."""
@@ -444,24 +459,24 @@ class AgentRuntime:
             )
             journal.status(agent)
         await journal.publish(self._bus)
-        if held.credentials is not None and self._token_live(held, now):
-            try:
-                await self._refresh_orders({held.broker_id: [held]})
-                adopted = self._adopt_broker_orders(held)
-                if adopted:
-                    async with tenant_session(self._sessionmaker, held.broker_id) as db:
-                        repo = AgentRepository(db, held.broker_id)
-                        for record in adopted:
-                            await repo.update_order(
-                                agent_id=held.agent_id,
-                                seq=record.seq,
-                                status="sent",
-                                order_id=record.order_id,
-                            )
-            except AppError as exc:
-                log.warning("agent %s: orders not read on take-over: %s", held.agent_id, exc.detail)
+        # Its orders are read with the next cycle's (side by side with every other agent's): an agent is
+        # taken over in one database transaction, and a runtime that died hands hundreds over at once.
+        held.needs_adoption = True
         log.info("agent %s of broker=%s claimed", held.agent_id, log_tag(held.broker_id))
         return held
+
+    async def _adopt(self, held: HeldAgent) -> None:
+        """First look at the broker after a take-over: what it already has of the recorded intents is
+        marked sent, and fills made before are not announced again."""
+        adopted = self._adopt_broker_orders(held)
+        if adopted:
+            async with tenant_session(self._sessionmaker, held.broker_id) as db:
+                repo = AgentRepository(db, held.broker_id)
+                for record in adopted:
+                    await repo.update_order(
+                        agent_id=held.agent_id, seq=record.seq, status="sent", order_id=record.order_id
+                    )
+        held.needs_adoption = False
 
     def _adopt_broker_orders(self, held: HeldAgent) -> list[IntentRecord]:
         """Match the intents recorded but not known to be sent with what the broker has: a placed order by
@@ -577,9 +592,12 @@ class AgentRuntime:
                 settling.append(held)
         by_user: dict[str, list[HeldAgent]] = {}
         for held in [*active, *settling]:
-            if held.open_intents():
+            if held.open_intents() or held.needs_adoption:
                 by_user.setdefault(held.broker_id, []).append(held)
         await self._refresh_orders(by_user)
+        # An agent whose orders could not be read after a take-over waits for the next cycle.
+        active = [h for h in active if not h.needs_adoption]
+        settling = [h for h in settling if not h.needs_adoption]
         if settling:
             await self._each(settling, lambda held: self._settle(held, now))
         if not active:
@@ -700,7 +718,7 @@ class AgentRuntime:
             credentials = agents[0].credentials
             if credentials is None:
                 return
-            async with self._gate:
+            async with self._order_reads:
                 try:
                     orders = await self._kite.orders(
                         api_key=credentials.api_key, access_token=credentials.access_token
@@ -716,6 +734,8 @@ class AgentRuntime:
                     mine.setdefault(parsed[0], []).append(order)
             for held in agents:
                 held.orders = mine.get(held.agent_id, [])
+                if held.needs_adoption:
+                    await self._adopt(held)
 
         await asyncio.gather(*(one(b, a) for b, a in by_user.items()))
 

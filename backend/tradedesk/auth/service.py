@@ -77,7 +77,6 @@ class AuthService:
         kite_login_url: str,
         pending_signin_ttl_s: int,
         pending_signin_max: int,
-        session_idle_timeout_s: int,
     ) -> None:
         self._sessions = sessions
         self._pending_signins = pending_signins
@@ -87,7 +86,6 @@ class AuthService:
         self._kite_login_url = kite_login_url
         self._pending_signin_ttl_s = pending_signin_ttl_s
         self.pending_signin_max = pending_signin_max
-        self._session_idle_timeout_s = session_idle_timeout_s
         # The app's metrics exist only once the services do; they attach here.
         self.sign_in_observer: SignInObserver | None = None
 
@@ -266,10 +264,6 @@ class AuthService:
         )
         after_commit(db, partial(self._sessions.end_all_for_user, record.broker_id, keep=record))
 
-    def _session_expires_at(self, record: SessionRecord) -> datetime:
-        idle_end = record.last_seen_at + timedelta(seconds=self._session_idle_timeout_s)
-        return min(idle_end, record.absolute_expires_at)
-
     def status_of(self, record: SessionRecord | None) -> AuthStatus:
         if record is None:
             return AuthStatus(authenticated=False)
@@ -280,7 +274,7 @@ class AuthService:
             user_name=record.user_name,
             email=record.email,
             device_id=record.device_id,
-            session_expires_at=self._session_expires_at(record),
+            session_expires_at=self._sessions.expires_at(record),
             csrf_token=record.csrf_token,
             broker=BrokerStatus(state=broker_state, token_expires_at=record.broker_token_expires_at),
         )
@@ -295,7 +289,7 @@ class AuthService:
                 ip=r.ip,
                 created_at=r.created_at,
                 last_seen_at=r.last_seen_at,
-                expires_at=self._session_expires_at(r),
+                expires_at=self._sessions.expires_at(r),
                 current=r.key_hash == record.key_hash,
             )
             for r in await self._sessions.list_for_user(record.broker_id)

@@ -58,7 +58,9 @@ class SessionService:
     def credentials_of(self, record: SessionRecord) -> BrokerCredentialsPlain:
         return self.decrypt_credentials(record.credentials_enc, broker_id=record.broker_id)
 
-    def _storage_expiry(self, record: SessionRecord) -> datetime:
+    def expires_at(self, record: SessionRecord) -> datetime:
+        """When the session ends unless it is used again: its idle end or its absolute end, the earlier.
+        The one place this rule lives (the store's expiry, the status and the device list all read it)."""
         idle_end = record.last_seen_at + timedelta(seconds=self._settings.session_idle_timeout_s)
         return min(idle_end, record.absolute_expires_at)
 
@@ -94,7 +96,7 @@ class SessionService:
         return NewSession(cookie_value=self._signer.sign(session_id), record=record)
 
     async def store_new(self, new: NewSession) -> None:
-        await self.store.create(new.record, expires_at=self._storage_expiry(new.record), now=self.now())
+        await self.store.create(new.record, expires_at=self.expires_at(new.record), now=self.now())
 
     def key_hash_of_cookie(self, cookie_value: str | None) -> str | None:
         """The store key for a cookie, or None for a bad signature (checked without touching the store)."""
@@ -114,15 +116,14 @@ class SessionService:
         if record is None or record.key_hash != hashed:
             return None
         now = self.now()
-        idle_end = record.last_seen_at + timedelta(seconds=self._settings.session_idle_timeout_s)
-        if now >= record.absolute_expires_at or now >= idle_end:
+        if now >= self.expires_at(record):
             await self.store.delete(record)
             return None
         if (now - record.last_seen_at).total_seconds() >= self._settings.session_touch_interval_s:
             record.last_seen_at = now
             if ip:
                 record.ip = ip
-            if not await self.store.save(record, expires_at=self._storage_expiry(record)):
+            if not await self.store.save(record, expires_at=self.expires_at(record)):
                 return None  # revoked between the read and the write
         return record
 
@@ -132,8 +133,7 @@ class SessionService:
     async def list_for_user(self, broker_id: str) -> list[SessionRecord]:
         now = self.now()
         records = await self.store.list_for_user(broker_id, now=now)
-        idle = timedelta(seconds=self._settings.session_idle_timeout_s)
-        live = [r for r in records if now < r.absolute_expires_at and now < r.last_seen_at + idle]
+        live = [r for r in records if now < self.expires_at(r)]
         for stale in (r for r in records if r not in live):
             await self.store.delete(stale)
         return sorted(live, key=lambda r: r.created_at)
