@@ -37,6 +37,9 @@ class TestStrategies:
         assert schema["delta_low"]["minimum"] >= 0 and schema["delta_high"]["maximum"] <= 1
         assert strangle["defaults"]["call_lots"] >= 1
         assert strangle["defaults"]["delta_low"] == pytest.approx(0.29)
+        # From the broker's instrument list: NIFTY options trade in lots of 75, equities in single shares.
+        assert strangle["lot_size"] == 75
+        assert by_name["sma_crossover"]["lot_size"] == 1
 
     async def test_unknown_strategy_is_404(self, trader: httpx.AsyncClient) -> None:
         for response in (

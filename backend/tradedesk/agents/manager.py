@@ -5,7 +5,7 @@ The registry holds what every manager of this process shares."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk.agents.journal import Journal, LiveBus, agent_read
+from tradedesk.agents.market import MarketData
 from tradedesk.agents.repository import AgentRepository, StrategyParamsRepository
 from tradedesk.agents.runtime import AnyStrategy
 from tradedesk.agents.schemas import (
@@ -28,13 +29,16 @@ from tradedesk.agents.schemas import (
     StopAllResult,
     StrategyRead,
 )
+from tradedesk.agents.strategies.base import InstrumentInfo
 from tradedesk.audit import service as audit
 from tradedesk.audit.schemas import AuditKind
 from tradedesk.audit.service import Actor
 from tradedesk.auth.repository import BrokerCredentialsRepository
+from tradedesk.brokers.credentials import open_credentials
 from tradedesk.db import after_commit
-from tradedesk.errors import Conflict, InvalidInput, NotFound
+from tradedesk.errors import AppError, Conflict, InvalidInput, NotFound
 from tradedesk.kit.clock import Clock
+from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError
 from tradedesk.kit.repository import tenant_session
 from tradedesk.models import Agent
 
@@ -81,8 +85,12 @@ class AgentRegistry:
         bus: LiveBus,
         strategies: Mapping[str, AnyStrategy],
         limits: AgentLimits,
+        market: MarketData | None = None,
+        cipher: CredentialCipher | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.market = market
+        self.cipher = cipher
         self.clock = clock
         self.bus = bus
         self.strategies = strategies
@@ -107,7 +115,8 @@ class AgentManager:
             raise StrategyNotFound(f"No strategy is named {name[:40]!r}.")
         return strategy
 
-    def strategies(self) -> list[StrategyRead]:
+    async def strategies(self) -> list[StrategyRead]:
+        instruments = await self._instruments()
         return [
             StrategyRead(
                 name=name,
@@ -115,10 +124,29 @@ class AgentManager:
                 description=strategy.description,
                 params_schema=strategy.Params.model_json_schema(),
                 defaults=strategy.Params().model_dump(mode="json"),
-                lot_size=strategy.lot_size(()),
+                lot_size=strategy.lot_size(instruments),
             )
             for name, strategy in self._registry.strategies.items()
         ]
+
+    async def _instruments(self) -> Sequence[InstrumentInfo]:
+        """The broker's instrument list of the day (shared by every user of this process: it is public),
+        read with this user's credentials the first time; empty when the broker cannot be asked."""
+        market = self._registry.market
+        if market is None:
+            return ()
+        now = self._registry.clock.now()
+        row = await BrokerCredentialsRepository(self._db, self.broker_id).get()
+        if row is None or row.token_expires_at <= now:
+            return ()
+        try:
+            credentials = open_credentials(
+                self._registry.cipher, row.credentials_enc, broker_id=self.broker_id
+            )
+            return await market.instruments(credentials, now=now)
+        except (AppError, CredentialsDecryptError):
+            # Lot sizes are a convenience of the strategies list; it answers without them.
+            return ()
 
     async def params(self, name: str) -> dict[str, Any]:
         strategy = self._strategy(name)

@@ -62,7 +62,7 @@ SSE_PING_S = 15
     "/strategies", response_model=list[StrategyRead], responses=_ERRORS, operation_id="agents-strategies"
 )
 async def list_strategies(agents: Agents) -> list[StrategyRead]:
-    return agents.strategies()
+    return await agents.strategies()
 
 
 @router.get(

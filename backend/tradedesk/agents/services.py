@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tradedesk.agents.events import EventBus, MemoryEventBus, RedisEventBus
 from tradedesk.agents.leases import Leases, MemoryLeases, RedisLeases
 from tradedesk.agents.manager import AgentLimits, AgentRegistry
+from tradedesk.agents.market import MarketData
 from tradedesk.agents.runtime import AgentRuntime, RuntimeConfig
 from tradedesk.agents.strategies.registry import STRATEGIES
 from tradedesk.brokers.kite.client import KiteClient
@@ -71,6 +72,8 @@ def build_agent_services(
         bus=bus,
         strategies=STRATEGIES,
         limits=AgentLimits(max_lots=settings.agent_max_lots),
+        market=MarketData(kite),
+        cipher=cipher,
     )
     runtime = (
         AgentRuntime(
