@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.support.strategies import broker_view
 from tradedesk.agents.strategies.base import (
     NIFTY_KEY,
     VIX_KEY,
@@ -111,31 +112,7 @@ def snapshot(
     )
 
 
-def view(
-    intent: PlaceOrder,
-    *,
-    status: OrderStatus = "COMPLETE",
-    average_price: float = 0.0,
-    filled: int | None = None,
-    message: str | None = None,
-) -> OrderView:
-    if filled is None:
-        filled = intent.quantity if status == "COMPLETE" else 0
-    return OrderView(
-        intent_id=intent.intent_id,
-        order_id=f"order-{intent.intent_id}",
-        status=status,
-        transaction_type=intent.transaction_type,
-        order_type=intent.order_type,
-        tradingsymbol=intent.tradingsymbol,
-        exchange=intent.exchange,
-        quantity=intent.quantity,
-        filled_quantity=filled,
-        average_price=average_price,
-        price=intent.price,
-        trigger_price=intent.trigger_price,
-        status_message=message,
-    )
+view = broker_view
 
 
 def places(decision: Decision[Any]) -> dict[str, PlaceOrder]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.support.strategies import broker_view
 from tradedesk.agents.strategies.base import (
     CancelOrder,
     Candle,
@@ -72,19 +73,8 @@ def snapshot(
 
 
 def view(intent: PlaceOrder, *, status: OrderStatus = "COMPLETE", filled: int | None = None) -> OrderView:
-    return OrderView(
-        intent_id=intent.intent_id,
-        order_id=f"order-{intent.intent_id}",
-        status=status,
-        transaction_type=intent.transaction_type,
-        order_type=intent.order_type,
-        tradingsymbol=intent.tradingsymbol,
-        exchange=intent.exchange,
-        quantity=intent.quantity,
-        filled_quantity=intent.quantity if filled is None else filled,
-        average_price=100.0,
-        price=0.0,
-        trigger_price=0.0,
+    return broker_view(
+        intent, status=status, filled=intent.quantity if filled is None else filled, average_price=100.0
     )
 
 
