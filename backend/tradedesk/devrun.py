@@ -1,4 +1,7 @@
-"""``make run``: kitesim, the API and the SPA on the embedded defaults, in one terminal; Ctrl-C stops all."""
+"""``make run``: kitesim, the API and the SPA on the embedded defaults, in one terminal; Ctrl-C stops all.
+
+The simulated market opens when the demo does: outside market hours kitesim starts at 09:20 IST of the
+next session, and the API follows kitesim's clock, so an agent started in the demo trades at once."""
 
 from __future__ import annotations
 
@@ -7,9 +10,28 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[2]
+IST = ZoneInfo("Asia/Kolkata")
+SESSION_OPEN = time_of_day(9, 15)
+SESSION_CLOSE = time_of_day(15, 30)
+DEMO_START = time_of_day(9, 20)
+
+
+def demo_market_start(now: datetime) -> datetime | None:
+    """None while a session is open (the simulator runs on real time); otherwise 09:20 IST of the next
+    session day, so that the demo's market is open."""
+    local = now.astimezone(IST)
+    if local.weekday() < 5 and SESSION_OPEN <= local.time() < SESSION_CLOSE:
+        return None
+    day = local.date() if local.time() < SESSION_OPEN else local.date() + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return datetime.combine(day, DEMO_START, tzinfo=IST)
 
 
 def main() -> int:
@@ -26,12 +48,28 @@ def main() -> int:
         "TRADEDESK_SPA_URL": os.environ.get("TRADEDESK_SPA_URL", spa),
         "TRADEDESK_API_PUBLIC_URL": os.environ.get("TRADEDESK_API_PUBLIC_URL", api),
         "KITESIM_REDIRECT_URL": os.environ.get("KITESIM_REDIRECT_URL", f"{api}/api/auth/callback"),
+        "TRADEDESK_CLOCK": os.environ.get("TRADEDESK_CLOCK", "kitesim"),
     }
+    # An operator's own KITESIM_START_AT wins over the demo's choice.
+    start = None if "KITESIM_START_AT" in os.environ else demo_market_start(datetime.now(UTC))
     spa_dir = ROOT / "frontend" / "dist"
     if not (spa_dir / "index.html").exists():
         spa_dir = ROOT / "frontend" / "public"
     commands = {
-        "kitesim": [sys.executable, "-m", "kitesim", "--host", "127.0.0.1", "--port", str(kite_port)],
+        "kitesim": [
+            sys.executable,
+            "-m",
+            "kitesim",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(kite_port),
+            *(
+                ["--start-at", start.isoformat()]
+                if start is not None and "KITESIM_START_AT" not in os.environ
+                else []
+            ),
+        ],
         "api": [sys.executable, "-m", "tradedesk", "--host", "127.0.0.1", "--port", str(api_port)],
         "spa": [
             sys.executable,
@@ -56,11 +94,15 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     procs = {name: subprocess.Popen(cmd, env=env, cwd=ROOT) for name, cmd in commands.items()}  # noqa: S603
     time.sleep(1.5)
+    market_line = (
+        f"  market    simulated from {start.isoformat()}; POST {kite}/sim/clock moves it\n" if start else ""
+    )
     print(
         "\ntradedesk is running (embedded defaults: SQLite, SQL sessions, kitesim):\n"
         f"  SPA       {spa}\n"
         f"  API       {api}   (docs: {api}/docs)\n"
         f"  kitesim   {kite}   (demo users DEMO01..DEMO05, password 'demo')\n"
+        f"{market_line}"
         "Ctrl-C stops everything.\n",
         flush=True,
     )

@@ -70,3 +70,27 @@ def test_the_api_refuses_to_start_without_production_secrets() -> None:
     )
     assert result.returncode == 2
     assert "refusing to start" in result.stderr and "SECRET_KEYS" in result.stderr
+
+
+class TestDemoMarket:
+    """`make run`'s simulated market is open when the demo starts."""
+
+    @pytest.mark.parametrize(
+        ("now_ist", "expected"),
+        [
+            ("2026-12-07T11:00", None),  # Monday in session: real time
+            ("2026-12-07T08:00", "2026-12-07T09:20"),  # Monday before the open: today
+            ("2026-12-07T16:00", "2026-12-08T09:20"),  # Monday after the close: Tuesday
+            ("2026-12-11T18:00", "2026-12-14T09:20"),  # Friday evening: Monday
+            ("2026-12-12T11:00", "2026-12-14T09:20"),  # Saturday: Monday
+        ],
+    )
+    def test_starts_at_the_next_session(self, now_ist: str, expected: str | None) -> None:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        from tradedesk.devrun import demo_market_start
+
+        ist = ZoneInfo("Asia/Kolkata")
+        found = demo_market_start(datetime.fromisoformat(now_ist).replace(tzinfo=ist))
+        assert (found.replace(tzinfo=None).isoformat(timespec="minutes") if found else None) == expected

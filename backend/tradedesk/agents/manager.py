@@ -132,17 +132,15 @@ class AgentManager:
     async def _instruments(self) -> Sequence[InstrumentInfo]:
         """The broker's instrument list of the day (shared by every user of this process: it is public),
         read with this user's credentials the first time; empty when the broker cannot be asked."""
-        market = self._registry.market
-        if market is None:
+        market, cipher = self._registry.market, self._registry.cipher
+        if market is None or cipher is None:
             return ()
         now = self._registry.clock.now()
         row = await BrokerCredentialsRepository(self._db, self.broker_id).get()
         if row is None or row.token_expires_at <= now:
             return ()
         try:
-            credentials = open_credentials(
-                self._registry.cipher, row.credentials_enc, broker_id=self.broker_id
-            )
+            credentials = open_credentials(cipher, row.credentials_enc, broker_id=self.broker_id)
             return await market.instruments(credentials, now=now)
         except (AppError, CredentialsDecryptError):
             # Lot sizes are a convenience of the strategies list; it answers without them.
