@@ -13,22 +13,20 @@ import time
 from datetime import UTC, datetime, timedelta
 from datetime import time as time_of_day
 from pathlib import Path
-from zoneinfo import ZoneInfo
+
+from tradedesk.kit.calendar import IST, MARKET_OPEN, market_open
 
 ROOT = Path(__file__).resolve().parents[2]
-IST = ZoneInfo("Asia/Kolkata")
-SESSION_OPEN = time_of_day(9, 15)
-SESSION_CLOSE = time_of_day(15, 30)
 DEMO_START = time_of_day(9, 20)
 
 
 def demo_market_start(now: datetime) -> datetime | None:
     """None while a session is open (the simulator runs on real time); otherwise 09:20 IST of the next
     session day, so that the demo's market is open."""
-    local = now.astimezone(IST)
-    if local.weekday() < 5 and SESSION_OPEN <= local.time() < SESSION_CLOSE:
+    if market_open(now):
         return None
-    day = local.date() if local.time() < SESSION_OPEN else local.date() + timedelta(days=1)
+    local = now.astimezone(IST)
+    day = local.date() if local.time() < MARKET_OPEN else local.date() + timedelta(days=1)
     while day.weekday() >= 5:
         day += timedelta(days=1)
     return datetime.combine(day, DEMO_START, tzinfo=IST)

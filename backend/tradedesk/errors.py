@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import ClassVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -98,10 +98,14 @@ class InvalidInput(AppError):
 
     status_code = 422
 
-    def __init__(self, errors: list[dict[str, object]]) -> None:
-        fields = ", ".join(".".join(str(p) for p in e.get("loc", ()) or ()) or "body" for e in errors)  # type: ignore[attr-defined]
+    def __init__(self, errors: Iterable[Mapping[str, Any]]) -> None:
+        given = list(errors)
+        self.errors: list[dict[str, object]] = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in given
+        ]
+        fields = ", ".join(".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body" for e in given)
         super().__init__(f"The request is not valid: check {fields}.")
-        self.errors = errors
 
     @property
     def name(self) -> str:
@@ -237,19 +241,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-            for e in exc.errors()
-        ]
-        fields = ", ".join(".".join(str(p) for p in e["loc"] if p != "body") or "body" for e in errors)
-        return JSONResponse(
-            {
-                "error": "ValidationError",
-                "detail": f"The request is not valid: check {fields}.",
-                "errors": errors,
-            },
-            status_code=422,
-        )
+        return error_response(InvalidInput(exc.errors()))
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -67,10 +67,7 @@ class AgentLimits:
 
 
 def _field_errors(exc: ValidationError) -> list[dict[str, object]]:
-    return [
-        {"loc": ["body", *[str(p) for p in e["loc"]]], "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors()
-    ]
+    return [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors()]
 
 
 class AgentRegistry:
@@ -85,8 +82,8 @@ class AgentRegistry:
         bus: LiveBus,
         strategies: Mapping[str, AnyStrategy],
         limits: AgentLimits,
-        market: MarketData | None = None,
-        cipher: CredentialCipher | None = None,
+        market: MarketData,
+        cipher: CredentialCipher,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.market = market
@@ -133,8 +130,6 @@ class AgentManager:
         """The broker's instrument list of the day (shared by every user of this process: it is public),
         read with this user's credentials the first time; empty when the broker cannot be asked."""
         market, cipher = self._registry.market, self._registry.cipher
-        if market is None or cipher is None:
-            return ()
         now = self._registry.clock.now()
         row = await BrokerCredentialsRepository(self._db, self.broker_id).get()
         if row is None or row.token_expires_at <= now:
@@ -149,20 +144,11 @@ class AgentManager:
     async def params(self, name: str) -> dict[str, Any]:
         strategy = self._strategy(name)
         stored = await self._params.current(name)
-        return self._validated(strategy, stored or {}, stored=True).model_dump(mode="json")
+        return self._validated(strategy, stored or {}).model_dump(mode="json")
 
-    def _validated(
-        self, strategy: AnyStrategy, values: Mapping[str, Any], *, stored: bool = False
-    ) -> BaseModel:
-        """A user's values checked against the strategy's model and the lots maximum. Stored values may
-        carry a field a later version retired (dropped); values from a request may not (422)."""
-        unknown: list[dict[str, object]] = [
-            {"loc": ["body", str(name)], "msg": "no such parameter", "type": "extra_forbidden"}
-            for name in values
-            if not stored and name not in strategy.Params.model_fields
-        ]
-        if unknown:
-            raise InvalidInput(unknown)
+    def _validated(self, strategy: AnyStrategy, values: Mapping[str, Any]) -> BaseModel:
+        """Values checked against the strategy's model and the lots maximum. A stored set may carry a field
+        a later version retired: the model drops it (a request's unknown field is refused before)."""
         try:
             params = strategy.Params.model_validate(dict(values))
         except ValidationError as exc:
@@ -181,13 +167,18 @@ class AgentManager:
         return params
 
     async def update_params(self, name: str, values: Mapping[str, Any], *, actor: Actor) -> dict[str, Any]:
-        """Validate the whole set, keep the change in the history, and hand it to the live agent (its
-        runtime reloads on the version bump, within a tick)."""
+        """Change the given fields (the others keep their values), validate the whole set, keep the change
+        in the history, and hand it to the live agent (its runtime reloads on the version bump)."""
         strategy = self._strategy(name)
-        current = self._validated(strategy, await self._params.current(name) or {}, stored=True).model_dump(
-            mode="json"
-        )
-        new = self._validated(strategy, values).model_dump(mode="json")
+        current = self._validated(strategy, await self._params.current(name) or {}).model_dump(mode="json")
+        unknown: list[dict[str, object]] = [
+            {"loc": ["body", str(field)], "msg": "no such parameter", "type": "extra_forbidden"}
+            for field in values
+            if field not in strategy.Params.model_fields
+        ]
+        if unknown:
+            raise InvalidInput(unknown)
+        new = self._validated(strategy, {**current, **values}).model_dump(mode="json")
         changes = {key: [current.get(key), value] for key, value in new.items() if current.get(key) != value}
         if not changes:
             return new
@@ -231,9 +222,11 @@ class AgentManager:
     # -- agents ---------------------------------------------------------------------------------------
     async def start(self, *, strategy_name: str, params: Mapping[str, Any] | None, actor: Actor) -> AgentRead:
         strategy = self._strategy(strategy_name)
-        if params is not None:
+        values = (
             await self.update_params(strategy_name, params, actor=actor)
-        values = await self.params(strategy_name)
+            if params is not None
+            else await self.params(strategy_name)
+        )
         now = self._registry.clock.now()
         credentials = await BrokerCredentialsRepository(self._db, self.broker_id).get()
         if credentials is None:

@@ -73,6 +73,30 @@ class AgentRepository(BrokerScopedRepository[Agent]):
         rows = await self.db.scalars(statement.order_by(Agent.id))
         return list(rows.all())
 
+    async def save_progress(
+        self,
+        agent_id: int,
+        *,
+        day: date,
+        state: dict[str, Any],
+        next_seq: int,
+        realised: Decimal,
+        reason: str | None,
+        at: datetime,
+    ) -> None:
+        """The strategy's state of ``day`` and what goes with it; ``reason`` replaces the agent's only
+        when given."""
+        values: dict[str, Any] = {
+            "strategy_state": state,
+            "trading_day": day,
+            "next_seq": next_seq,
+            "realised_pnl_today": realised,
+            "updated_at": at,
+        }
+        if reason is not None:
+            values["reason"] = reason
+        await self.set_fields(agent_id, **values)
+
     async def set_fields(self, agent_id: int, **values: Any) -> None:
         await self.db.execute(
             update(Agent).where(Agent.broker_id == self.broker_id, Agent.id == agent_id).values(**values)
@@ -276,13 +300,6 @@ async def record_intents(
         repo = AgentRepository(db, broker_id)
         for order in orders:
             await repo.record_order(agent_id=agent_id, day=day, status="recorded", created_at=at, **order)
-        values: dict[str, Any] = {
-            "strategy_state": state,
-            "trading_day": day,
-            "next_seq": next_seq,
-            "realised_pnl_today": realised,
-            "updated_at": at,
-        }
-        if reason is not None:
-            values["reason"] = reason
-        await repo.set_fields(agent_id, **values)
+        await repo.save_progress(
+            agent_id, day=day, state=state, next_seq=next_seq, realised=realised, reason=reason, at=at
+        )

@@ -87,8 +87,7 @@ async def put_params(
     name: StrategyName,
     values: Annotated[dict[str, Any], Body(description="Fields to change; the others keep their values")],
 ) -> dict[str, Any]:
-    current = await agents.params(name)
-    return await agents.update_params(name, {**current, **values}, actor=Actor.of(session))
+    return await agents.update_params(name, values, actor=Actor.of(session))
 
 
 @router.get(
@@ -111,10 +110,7 @@ async def params_history(
     operation_id="agents-start",
 )
 async def start_agent(agents: Agents, session: CurrentSession, body: AgentCreate) -> AgentRead:
-    params = None
-    if body.params is not None:
-        params = {**await agents.params(body.strategy), **body.params}
-    return await agents.start(strategy_name=body.strategy, params=params, actor=Actor.of(session))
+    return await agents.start(strategy_name=body.strategy, params=body.params, actor=Actor.of(session))
 
 
 @router.get("/agents", response_model=list[AgentRead], responses=_ERRORS, operation_id="agents-list")

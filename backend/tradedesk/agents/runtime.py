@@ -22,7 +22,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -72,19 +71,17 @@ from tradedesk.brokers.credentials import BrokerCredentialsPlain, open_credentia
 from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.brokers.kite.schemas import KiteOrder
 from tradedesk.errors import AppError, BrokerInputRejected, BrokerTokenInvalid
-from tradedesk.kit.calendar import ist_day
-from tradedesk.kit.clock import IST, Clock
+from tradedesk.kit.calendar import ist_day, market_open
+from tradedesk.kit.clock import Clock
 from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError
 from tradedesk.kit.repository import tenant_session
 from tradedesk.logs import log_tag
-from tradedesk.models import Agent
+from tradedesk.models import Agent, BrokerCredentials
 
 log = logging.getLogger("tradedesk.agents")
 
 AnyStrategy = Strategy[Any, Any]
 
-MARKET_OPEN = time_of_day(9, 15)
-MARKET_CLOSE = time_of_day(15, 30)
 REASON_TOKEN_EXPIRED = "broker_token_expired"  # noqa: S105 - a reason, not a secret
 REASON_DISCONNECTED = "broker_disconnected"
 REASON_LOSS_LIMIT = "daily_loss_limit_reached"
@@ -93,11 +90,6 @@ REASON_LOSS_LIMIT = "daily_loss_limit_reached"
 MAX_SEND_ATTEMPTS = 3
 # A strategy state that only moved (no order, no note) is saved at most this often.
 STATE_SAVE_EVERY_S = 30.0
-
-
-def market_open(now: datetime) -> bool:
-    local = now.astimezone(IST)
-    return local.weekday() < 5 and MARKET_OPEN <= local.time() < MARKET_CLOSE
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +214,6 @@ class AgentRuntime:
         self._strategies = strategies
         self._market = MarketData(kite)
         self._held: dict[tuple[str, int], HeldAgent] = {}
-        self._rows: dict[tuple[str, int], RunnableAgent] = {}
         self._renewed_at = 0.0
         self._touched_at = 0.0
         self._cycle_at = 0.0
@@ -304,20 +295,13 @@ class AgentRuntime:
             await self._drive_slot(self._view, self._slot)
             self._slot += 1
 
-    async def cycle(self) -> None:
-        """One whole cycle at once: the market fetched, every agent's decision taken."""
-        view = await self._begin_cycle()
-        if view is not None:
-            for slot in range(self._slots):
-                await self._drive_slot(view, slot)
-
     # -- desired state --------------------------------------------------------------------------------
     async def reconcile(self) -> None:
         async with self._sessionmaker() as db, db.begin():
             rows = await agents_to_run(db)
         now_mono = time.monotonic()
-        self._rows = {(r.broker_id, r.agent_id): r for r in rows}
-        for key in [k for k in self._held if k not in self._rows]:
+        live = {(r.broker_id, r.agent_id): r for r in rows}
+        for key in [k for k in self._held if k not in live]:
             # Stopped or failed elsewhere (or deleted): nothing more to do for it here.
             await self._drop(key, "no longer live")
         if self._held and now_mono - self._renewed_at >= self.config.lease_ttl_ms / 3000:
@@ -328,7 +312,7 @@ class AgentRuntime:
             for lost in [h for h in self._held.values() if h.lease not in still]:
                 await self._drop(lost.key, "lease lost")
         unclaimed: list[RunnableAgent] = []
-        for key, row in self._rows.items():
+        for key, row in live.items():
             held = self._held.get(key)
             if held is None:
                 if row.desired == "running" or row.state == AgentState.STOPPING.value:
@@ -377,92 +361,84 @@ class AgentRuntime:
             self._held[held.key] = held
 
     async def _take_over(self, row: RunnableAgent, lease: str) -> HeldAgent | None:
-        """Take an agent over: its row, today's recorded intents, its credentials and the broker's view
-        of its orders. Intents the broker never received are left ``recorded``: the next cycle sends
-        them, once."""
+        """Take an agent over in one transaction: its row, today's recorded intents and its credentials.
+        The broker's view of its orders is read with the next cycle's (``_adopt``); intents the broker
+        never received are sent then, once."""
         now = self._clock.now()
         today = ist_day(now)
+        held: HeldAgent | None = None
         async with tenant_session(self._sessionmaker, row.broker_id) as db:
             repo = AgentRepository(db, row.broker_id)
+            journal = Journal(repo)
             agent = await repo.get(row.agent_id, for_update=True)
             if agent is None or agent.state in (AgentState.STOPPED.value, AgentState.FAILED.value):
                 return None
             strategy = self._strategies.get(agent.strategy)
-            journal = Journal(repo)
-            failure: str | None = None
+            params: BaseModel | None = None
             if strategy is None:
-                failure = f"unknown strategy {agent.strategy!r}"
+                await self._fail(journal, agent, now, f"unknown strategy {agent.strategy!r}")
             else:
                 try:
                     params = strategy.Params.model_validate(agent.params)
                 except ValidationError as exc:
-                    failure = f"parameters no longer valid: {exc.errors()[0]['msg']}"
-            if failure is not None or strategy is None:
-                await self._fail(journal, agent, now, failure or "no strategy")
-        if failure is not None or strategy is None:
-            await journal.publish(self._bus)
-            return None
-        async with tenant_session(self._sessionmaker, row.broker_id) as db:
-            repo = AgentRepository(db, row.broker_id)
-            journal = Journal(repo)
-            agent = await repo.get(row.agent_id, for_update=True)
-            if agent is None:
-                return None
-            recorded = await repo.orders_of_day(agent_id=agent.id, day=today)
-            held = HeldAgent(
-                broker_id=row.broker_id,
-                agent_id=agent.id,
-                lease=lease,
-                strategy_name=agent.strategy,
-                strategy=strategy,
-                params=params,
-                params_version=agent.params_version,
-                desired=agent.desired,
-                state=agent.state,
-                reason=agent.reason,
-                next_seq=agent.next_seq,
-                loss_limit=row.daily_loss_limit,
-                # Spread the periodic state saves of agents taken over together.
-                state_saved_at=time.monotonic() - (row.agent_id * 7919 % 1000) / 1000 * STATE_SAVE_EVERY_S,
-                realised_today=agent.realised_pnl_today if agent.trading_day == today else Decimal(0),
-            )
-            if agent.trading_day == today and agent.strategy_state is not None:
-                held.strategy_state = strategy.State.model_validate(agent.strategy_state)
-                held.trading_day = today
-                held.persisted_state = dict(agent.strategy_state)
-            for order in recorded:
-                held.intents[order.intent_id] = IntentRecord(
-                    seq=order.seq,
-                    intent_id=order.intent_id,
-                    kind=order.kind,
-                    payload=dict(order.payload),
-                    status=order.status,
-                    order_id=order.order_id,
-                    message=order.message,
+                    await self._fail(
+                        journal, agent, now, f"parameters no longer valid: {exc.errors()[0]['msg']}"
+                    )
+            if strategy is not None and params is not None:
+                held = HeldAgent(
+                    broker_id=row.broker_id,
+                    agent_id=agent.id,
+                    lease=lease,
+                    strategy_name=agent.strategy,
+                    strategy=strategy,
+                    params=params,
+                    params_version=agent.params_version,
+                    desired=agent.desired,
+                    state=agent.state,
+                    reason=agent.reason,
+                    next_seq=agent.next_seq,
+                    loss_limit=row.daily_loss_limit,
+                    # Spread the periodic state saves of agents taken over together.
+                    state_saved_at=time.monotonic()
+                    - (row.agent_id * 7919 % 1000) / 1000 * STATE_SAVE_EVERY_S,
+                    realised_today=agent.realised_pnl_today if agent.trading_day == today else Decimal(0),
+                    # Nothing is decided or sent before the broker's orders have been read.
+                    needs_adoption=True,
                 )
-            credentials = await BrokerCredentialsRepository(db, row.broker_id).get()
-            self._set_credentials(held, credentials)
-            previous = agent.runtime_id
-            agent.runtime_id = self.runtime_id
-            agent.heartbeat_at = now
-            agent.updated_at = now
-            if agent.state == AgentState.STARTING.value and agent.desired == "running":
-                agent.state = AgentState.RUNNING.value
-            held.state = agent.state
-            message = (
-                f"Taken over by runtime {self.runtime_id} (was {previous})."
-                if previous and previous != self.runtime_id
-                else f"Running on runtime {self.runtime_id}."
-            )
-            await journal.event(
-                agent.id, at=now, kind=EventKind.STATE, message=message, data={"runtime": self.runtime_id}
-            )
-            journal.status(agent)
+                if agent.trading_day == today and agent.strategy_state is not None:
+                    held.strategy_state = strategy.State.model_validate(agent.strategy_state)
+                    held.trading_day = today
+                    held.persisted_state = dict(agent.strategy_state)
+                for order in await repo.orders_of_day(agent_id=agent.id, day=today):
+                    held.intents[order.intent_id] = IntentRecord(
+                        seq=order.seq,
+                        intent_id=order.intent_id,
+                        kind=order.kind,
+                        payload=dict(order.payload),
+                        status=order.status,
+                        order_id=order.order_id,
+                        message=order.message,
+                    )
+                self._set_credentials(held, await BrokerCredentialsRepository(db, row.broker_id).get())
+                previous = agent.runtime_id
+                agent.runtime_id = self.runtime_id
+                agent.heartbeat_at = now
+                agent.updated_at = now
+                if agent.state == AgentState.STARTING.value and agent.desired == "running":
+                    agent.state = AgentState.RUNNING.value
+                held.state = agent.state
+                message = (
+                    f"Taken over by runtime {self.runtime_id} (was {previous})."
+                    if previous and previous != self.runtime_id
+                    else f"Running on runtime {self.runtime_id}."
+                )
+                await journal.event(
+                    agent.id, at=now, kind=EventKind.STATE, message=message, data={"runtime": self.runtime_id}
+                )
+                journal.status(agent)
         await journal.publish(self._bus)
-        # Its orders are read with the next cycle's (side by side with every other agent's): an agent is
-        # taken over in one database transaction, and a runtime that died hands hundreds over at once.
-        held.needs_adoption = True
-        log.info("agent %s of broker=%s claimed", held.agent_id, log_tag(held.broker_id))
+        if held is not None:
+            log.info("agent %s of broker=%s claimed", held.agent_id, log_tag(held.broker_id))
         return held
 
     async def _adopt(self, held: HeldAgent) -> None:
@@ -556,7 +532,7 @@ class AgentRuntime:
             row = await BrokerCredentialsRepository(db, held.broker_id).get()
         self._set_credentials(held, row)
 
-    def _set_credentials(self, held: HeldAgent, row: Any) -> None:
+    def _set_credentials(self, held: HeldAgent, row: BrokerCredentials | None) -> None:
         if row is None:
             held.credentials = None
             held.credentials_stamp = None
@@ -872,16 +848,15 @@ class AgentRuntime:
         else:
             async with tenant_session(self._sessionmaker, held.broker_id) as db:
                 repo = AgentRepository(db, held.broker_id)
-                values: dict[str, Any] = {
-                    "strategy_state": new_state,
-                    "trading_day": today,
-                    "next_seq": held.next_seq,
-                    "realised_pnl_today": held.realised_today,
-                    "updated_at": now,
-                }
-                if reason is not None:
-                    values["reason"] = reason
-                await repo.set_fields(held.agent_id, **values)
+                await repo.save_progress(
+                    held.agent_id,
+                    day=today,
+                    state=new_state,
+                    next_seq=held.next_seq,
+                    realised=held.realised_today,
+                    reason=reason,
+                    at=now,
+                )
                 journal = Journal(repo)
                 await self._write_events(journal, held, events, now=now)
         # Only now: had the transaction failed, the strategy decides again from the state before.
@@ -980,7 +955,7 @@ class AgentRuntime:
                 record.status = "sent"
                 record.order_id = order.order_id
                 return False
-        if record.kind != "place" or record.attempts < MAX_SEND_ATTEMPTS:
+        if record.attempts < MAX_SEND_ATTEMPTS:
             record.status = "recorded"
             return True
         record.status = "rejected"

@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo
 
 IST = ZoneInfo("Asia/Kolkata")
 EARLIEST_DAY = date(2000, 1, 1)
+# The NSE session, IST (the broker's calendar has no holidays).
+MARKET_OPEN = time(9, 15)
+MARKET_CLOSE = time(15, 30)
 
 _ZERO = Decimal(0)
 _WIN_RATE_STEP = Decimal("0.0001")
@@ -21,6 +24,12 @@ def ist_day(at: datetime) -> date:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"{at.isoformat()} is a naive datetime; a time zone is required.")
     return at.astimezone(IST).date()
+
+
+def market_open(at: datetime) -> bool:
+    """Whether ``at`` falls in a session: a weekday, from 09:15 up to (not including) 15:30 IST."""
+    local = at.astimezone(IST)
+    return local.weekday() < 5 and MARKET_OPEN <= local.time() < MARKET_CLOSE
 
 
 def ist_day_start(day: date) -> datetime:

@@ -10,8 +10,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-MARKET_OPEN = time(9, 15)
-MARKET_CLOSE = time(15, 30)
+from tradedesk.kit.calendar import MARKET_CLOSE, MARKET_OPEN
+
 MAX_LOTS = 50
 _IST_OFFSET = timedelta(hours=5, minutes=30)
 

@@ -4,11 +4,13 @@ exchange's tick grid."""
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time
+from datetime import date, datetime
 
+from tradedesk.kit.calendar import MARKET_CLOSE
 from tradedesk.kit.clock import IST
 
-EXPIRY_CUTOFF_IST = time(15, 30)
+# Weekly options expire at the session's close.
+EXPIRY_CUTOFF_IST = MARKET_CLOSE
 SECONDS_PER_YEAR = 365.0 * 24 * 3600
 
 

@@ -26,6 +26,7 @@ from tradedesk.agents.strategies.base import (
     Intent,
     MarketSnapshot,
     ModifyOrder,
+    OrderType,
     OrderView,
     PlaceOrder,
     Product,
@@ -356,9 +357,18 @@ class _Cycle:
         leg.cancelled.append(target)
         self.intents.append(CancelOrder(intent_id=f"X-{target}", target=target))
 
-    def send_exit(self, leg: Leg, quantity: int, side: TransactionType) -> None:
-        intent_id = leg.next_exit_id()
-        leg.exits.append(intent_id)
+    def place(
+        self,
+        leg: Leg,
+        intent_id: str,
+        side: TransactionType,
+        quantity: int,
+        *,
+        order_type: OrderType = "MARKET",
+        price: float = 0.0,
+        trigger_price: float = 0.0,
+    ) -> None:
+        """An order in the leg's option."""
         self.intents.append(
             PlaceOrder(
                 intent_id=intent_id,
@@ -366,10 +376,17 @@ class _Cycle:
                 tradingsymbol=leg.tradingsymbol,
                 transaction_type=side,
                 quantity=quantity,
-                order_type="MARKET",
+                order_type=order_type,
                 product=PRODUCT,
+                price=price,
+                trigger_price=trigger_price,
             )
         )
+
+    def send_exit(self, leg: Leg, quantity: int, side: TransactionType) -> None:
+        intent_id = leg.next_exit_id()
+        leg.exits.append(intent_id)
+        self.place(leg, intent_id, side, quantity)
 
     def sell(self, side: Side, pick: Candidate, lots: int) -> Leg:
         number = 1 + max((leg.number for leg in self.state.legs if leg.side == side), default=0)
@@ -384,17 +401,7 @@ class _Cycle:
             tick_size=instrument.tick_size,
         )
         self.state.legs.append(leg)
-        self.intents.append(
-            PlaceOrder(
-                intent_id=leg.id,
-                exchange=leg.exchange,
-                tradingsymbol=leg.tradingsymbol,
-                transaction_type="SELL",
-                quantity=leg.quantity,
-                order_type="MARKET",
-                product=PRODUCT,
-            )
-        )
+        self.place(leg, leg.id, "SELL", leg.quantity)
         return leg
 
     # -- the steps -------------------------------------------------------------------------------------
@@ -454,18 +461,14 @@ class _Cycle:
         leg.stop_trigger = trigger
         # SL with a limit rather than SL-M: the broker refuses SL-M orders on options, and the limit's
         # buffer above the trigger leaves room to fill in a fast move.
-        self.intents.append(
-            PlaceOrder(
-                intent_id=leg.stop_id,
-                exchange=leg.exchange,
-                tradingsymbol=leg.tradingsymbol,
-                transaction_type="BUY",
-                quantity=entry.filled_quantity,
-                order_type="SL",
-                product=PRODUCT,
-                price=self.stop_limit(trigger, leg.tick_size),
-                trigger_price=trigger,
-            )
+        self.place(
+            leg,
+            leg.stop_id,
+            "BUY",
+            entry.filled_quantity,
+            order_type="SL",
+            price=self.stop_limit(trigger, leg.tick_size),
+            trigger_price=trigger,
         )
         self.say(
             f"{leg.id} sold {entry.filled_quantity} {leg.tradingsymbol} at {fill:.2f}; stop at {trigger:.2f} "
