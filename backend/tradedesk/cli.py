@@ -1,10 +1,12 @@
 """``python -m tradedesk.cli``: operator commands. ``rotate-keys`` re-encrypts stored broker credentials
-under the newest encryption key."""
+under the newest encryption key; ``openapi`` prints the API's OpenAPI document (the SPA's typed client is
+generated from it)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -236,6 +238,13 @@ async def _rotate_redis_sessions(
     return tally
 
 
+def openapi_json() -> str:
+    """The document the SPA's client is generated from: the development defaults' app, stable key order."""
+    from tradedesk.main import create_app
+
+    return json.dumps(create_app(Settings(env="development")).openapi(), indent=2, sort_keys=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tradedesk.cli", description="tradedesk operator commands."
@@ -254,7 +263,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ID",
         help="rotate only this account (repeatable); needed when the role cannot bypass row-level security",
     )
+    commands.add_parser(
+        "openapi",
+        help="print the API's OpenAPI document (JSON)",
+        description="Print the API's OpenAPI document as stable JSON (sorted keys). `make api-client` "
+        "writes it to frontend/openapi.json and regenerates the SPA's types from it.",
+    )
     args = parser.parse_args(argv)
+    if args.command == "openapi":
+        print(openapi_json())
+        return 0
 
     try:
         settings = Settings()

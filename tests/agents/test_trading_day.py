@@ -135,6 +135,12 @@ async def test_a_full_day_for_two_traders(
         summary = (await client.get("/api/pnl/summary")).json()
         assert Decimal(str(summary["day"])) == expected
         trades = (await client.get("/api/trades?limit=500")).json()["items"]
+        # Trades made by the agent are labelled with its strategy and why each position was closed.
+        assert {t["strategy"] for t in trades} == {"short_strangle"}
+        reasons = {t["exit_reason"] for t in trades if t["status"] == "closed"}
+        assert "square_off" in reasons and reasons <= {"square_off", "stop_loss"}
+        if user == "DEMO01":
+            assert "stop_loss" in reasons
         assert sum(Decimal(str(t["realised_pnl"])) for t in trades if t["status"] == "closed") == expected
         agent = (await client.get(f"/api/agents/{agents[user]}")).json()
         assert Decimal(agent["realised_pnl_today"]) == expected

@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
-from tests.api.conftest import MakeTrader, fill_price, option_symbol, round_trips
+from tests.api.conftest import MakeTrader, Trader, fill_price, option_symbol, round_trips
 from tradedesk.kit.calendar import daily_stats
 from tradedesk.kit.repository import bind_tenant
 from tradedesk.models import Trade
@@ -172,6 +172,116 @@ class TestTradesList:
         response = await trader.api.get("/api/trades", params=params)  # type: ignore[arg-type]
         assert response.status_code == status, response.text
         assert words.lower() in response.json()["detail"].lower()
+
+
+async def tagged_trips(trader: Trader, move: Callable[[float], None]) -> None:
+    """Two closed INFY trips made by strategies (one a target, one a stop) and one manual TCS trip."""
+    await trader.order("INFY", "BUY", 2, tag="momentum:entry")
+    move(60)
+    await trader.order("INFY", "SELL", 2, tag="momentum:target")
+    move(60)
+    await trader.order("INFY", "BUY", 1, tag="breakout:entry")
+    move(60)
+    await trader.order("INFY", "SELL", 1, tag="breakout:sl")
+    move(60)
+    await trader.order("TCS", "BUY", 1)
+    move(60)
+    await trader.order("TCS", "SELL", 1)
+    await trader.sync()
+
+
+class TestStrategyAndExitReasonFilters:
+    async def test_trades_list_and_csv_filter_by_strategy_and_exit_reason(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        await tagged_trips(trader, move_clocks)
+        momentum = await trader.trades(strategy="momentum")
+        assert [(t["strategy"], t["exit_reason"]) for t in momentum] == [("momentum", "target")]
+        stops = await trader.trades(exit_reason="stop_loss")
+        assert [(t["strategy"], t["tradingsymbol"]) for t in stops] == [("breakout", "INFY")]
+        assert [t["tradingsymbol"] for t in await trader.trades(exit_reason="manual")] == ["TCS"]
+        csv_rows = list(
+            csv.DictReader(
+                io.StringIO((await trader.api.get("/api/trades.csv", params={"strategy": "breakout"})).text)
+            )
+        )
+        assert [(r["strategy"], r["exit_reason"]) for r in csv_rows] == [("breakout", "stop_loss")]
+
+    async def test_filter_choices_are_what_the_trades_hold(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        other = await make_trader("DEMO02")
+        await tagged_trips(trader, move_clocks)
+        await other.order("SBIN", "BUY", 1, tag="secret:entry")
+        await other.order("SBIN", "SELL", 1, tag="secret:sqoff")
+        await other.sync()
+        response = await trader.api.get("/api/trades/filters")
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "symbols": ["INFY", "TCS"],
+            "strategies": ["breakout", "momentum"],
+            "exit_reasons": ["manual", "stop_loss", "target"],
+        }
+        assert (await other.api.get("/api/trades/filters")).json()["strategies"] == ["secret"]
+
+    @pytest.mark.parametrize(
+        ("params", "status"),
+        [({"strategy": "Bad Name"}, 422), ({"exit_reason": "x" * 65}, 422), ({"strategy": "a;b"}, 422)],
+    )
+    async def test_bad_filter_values_are_422(
+        self, make_trader: MakeTrader, params: dict[str, str], status: int
+    ) -> None:
+        trader = await make_trader()
+        for path in ("/api/trades", "/api/trades.csv", "/api/trades/summary"):
+            response = await trader.api.get(path, params=params)
+            assert response.status_code == status, (path, response.text)
+
+
+class TestTradesSummary:
+    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/api/trades/summary")).status_code == 401
+        assert (await client.get("/api/trades/filters")).status_code == 401
+
+    async def test_summary_totals_equal_the_filtered_trades(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        await tagged_trips(trader, move_clocks)
+        await trader.order("SBIN", "BUY", 1)  # open: no P&L yet, not counted
+        await trader.sync()
+        for params in ({}, {"symbol": "INFY"}, {"strategy": "breakout"}, {"exit_reason": "manual"}):
+            response = await trader.api.get("/api/trades/summary", params=params)
+            assert response.status_code == 200, response.text
+            summary = response.json()
+            closed = [t for t in await trader.trades(**params) if t["status"] == "closed"]
+            pnls = [Decimal(str(t["realised_pnl"])) for t in closed]
+            wins = sum(1 for p in pnls if p > 0)
+            assert summary["count"] == len(closed)
+            assert summary["wins"] == wins
+            assert summary["losses"] == sum(1 for p in pnls if p < 0)
+            assert Decimal(str(summary["net"])) == sum(pnls, Decimal(0))
+            assert Decimal(str(summary["gross_profit"])) == sum((p for p in pnls if p > 0), Decimal(0))
+            assert Decimal(str(summary["gross_loss"])) == sum((p for p in pnls if p < 0), Decimal(0))
+            expected_rate = (Decimal(wins) / len(closed)).quantize(Decimal("0.0001")) if closed else 0
+            assert Decimal(str(summary["win_rate"])) == expected_rate
+
+    async def test_nothing_matches_is_zeros_not_an_error(self, make_trader: MakeTrader) -> None:
+        trader = await make_trader()
+        summary = (await trader.api.get("/api/trades/summary", params={"strategy": "none_yet"})).json()
+        assert summary["count"] == 0 and Decimal(str(summary["net"])) == 0
+        assert Decimal(str(summary["win_rate"])) == 0
+
+    async def test_another_users_symbol_is_404(
+        self, make_trader: MakeTrader, move_clocks: Callable[[float], None]
+    ) -> None:
+        trader = await make_trader()
+        other = await make_trader("DEMO02")
+        await round_trips(other, move_clocks, 1, symbol="SBIN")
+        await other.sync()
+        response = await trader.api.get("/api/trades/summary", params={"symbol": "SBIN"})
+        assert response.status_code == 404
 
 
 class TestTradesCsv:

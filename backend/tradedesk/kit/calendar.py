@@ -121,13 +121,16 @@ class DayStats:
     max_drawdown: Decimal
 
 
+def win_rate(wins: int, count: int) -> Decimal:
+    """wins / count to 4 places, 0 with no trades; rounded half up, as PostgreSQL's round(numeric, 4) does."""
+    if count == 0:
+        return _ZERO.quantize(_WIN_RATE_STEP)
+    return (Decimal(wins) / Decimal(count)).quantize(_WIN_RATE_STEP, rounding=ROUND_HALF_UP)
+
+
 def _day_stats(day: date, pnls: list[Decimal]) -> DayStats:
     wins = sum(1 for pnl in pnls if pnl > 0)
     losses = sum(1 for pnl in pnls if pnl < 0)
-    # Rounded half up, as PostgreSQL's round(numeric, 4) does for the non-negative ratios here.
-    win_rate = (Decimal(wins) / Decimal(len(pnls)) if pnls else _ZERO).quantize(
-        _WIN_RATE_STEP, rounding=ROUND_HALF_UP
-    )
     running = peak = drawdown = _ZERO
     for pnl in pnls:
         running += pnl
@@ -138,7 +141,7 @@ def _day_stats(day: date, pnls: list[Decimal]) -> DayStats:
         trades=len(pnls),
         wins=wins,
         losses=losses,
-        win_rate=win_rate,
+        win_rate=win_rate(wins, len(pnls)),
         gross_profit=sum((pnl for pnl in pnls if pnl > 0), _ZERO),
         gross_loss=sum((pnl for pnl in pnls if pnl < 0), _ZERO),
         net=sum(pnls, _ZERO),

@@ -4,6 +4,7 @@ P&L and stats are computed in the database over IST trading days."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,18 @@ from tradedesk.kit.repository import BrokerScopedRepository
 from tradedesk.models import Fill, RiskSettings, Trade
 
 InstrumentKey = tuple[str, str, str]  # exchange, tradingsymbol, product
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFilter:
+    """Which round trips a page, its summary, its filter choices and the CSV export are about."""
+
+    from_day: date | None = None
+    to_day: date | None = None
+    symbol: str | None = None
+    strategy: str | None = None
+    exit_reason: str | None = None
+    status: str | None = None
 
 
 def _is_instrument(model: type[Fill] | type[Trade], key: InstrumentKey) -> Any:
@@ -57,41 +70,53 @@ class FillRepository(BrokerScopedRepository[Fill]):
 class TradeRepository(BrokerScopedRepository[Trade]):
     model = Trade
 
-    def _filtered(
-        self,
-        *,
-        from_day: date | None,
-        to_day: date | None,
-        symbol: str | None,
-        status: str | None,
-    ) -> Select[Trade]:
+    def _filtered(self, where: TradeFilter) -> Select[Trade]:
         statement = self.base_select()
-        if from_day is not None:
-            statement = statement.where(Trade.day >= from_day)
-        if to_day is not None:
-            statement = statement.where(Trade.day <= to_day)
-        if symbol is not None:
-            statement = statement.where(Trade.tradingsymbol == symbol)
-        if status is not None:
-            statement = statement.where(Trade.status == status)
+        if where.from_day is not None:
+            statement = statement.where(Trade.day >= where.from_day)
+        if where.to_day is not None:
+            statement = statement.where(Trade.day <= where.to_day)
+        if where.symbol is not None:
+            statement = statement.where(Trade.tradingsymbol == where.symbol)
+        if where.strategy is not None:
+            statement = statement.where(Trade.strategy == where.strategy)
+        if where.exit_reason is not None:
+            statement = statement.where(Trade.exit_reason == where.exit_reason)
+        if where.status is not None:
+            statement = statement.where(Trade.status == where.status)
         return statement
 
-    async def page(
-        self,
-        *,
-        from_day: date | None,
-        to_day: date | None,
-        symbol: str | None,
-        status: str | None,
-        before_id: int | None,
-        limit: int,
-    ) -> list[Trade]:
+    async def page(self, where: TradeFilter, *, before_id: int | None, limit: int) -> list[Trade]:
         """Newest first by id: rows recorded later only ever appear before the first page."""
-        statement = self._filtered(from_day=from_day, to_day=to_day, symbol=symbol, status=status)
+        statement = self._filtered(where)
         if before_id is not None:
             statement = statement.where(Trade.id < before_id)
         statement = statement.order_by(Trade.id.desc()).limit(limit)
         return list((await self.db.scalars(statement)).all())
+
+    async def summary(self, where: TradeFilter) -> dict[str, Any]:
+        """Totals of the closed trades that match: count, wins, losses, gross profit and loss, net."""
+        matching = self._filtered(replace(where, status="closed")).subquery()
+        pnl = matching.c.realised_pnl
+        statement = select(
+            func.count().label("count"),
+            func.count(case((pnl > 0, 1))).label("wins"),
+            func.count(case((pnl < 0, 1))).label("losses"),
+            func.coalesce(func.sum(case((pnl > 0, pnl))), 0).label("gross_profit"),
+            func.coalesce(func.sum(case((pnl < 0, pnl))), 0).label("gross_loss"),
+            func.coalesce(func.sum(pnl), 0).label("net"),
+        )
+        return dict((await self.db.execute(statement)).one()._mapping)
+
+    async def distinct_values(self, where: TradeFilter) -> dict[str, list[str]]:
+        """What the filters can be set to: the symbols, strategies and exit reasons of matching trades."""
+        matching = self._filtered(where).subquery()
+        values: dict[str, list[str]] = {}
+        for name in ("tradingsymbol", "strategy", "exit_reason"):
+            column = matching.c[name]
+            statement = select(column).where(column.is_not(None)).distinct().order_by(column).limit(500)
+            values[name] = [str(value) for value in (await self.db.scalars(statement)).all()]
+        return values
 
     async def has_symbol(self, symbol: str) -> bool:
         statement = select(Trade.id).where(Trade.broker_id == self.broker_id, Trade.tradingsymbol == symbol)

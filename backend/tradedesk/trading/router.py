@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from tradedesk.errors import BadRequest, ErrorBody, NotFound, ValidationErrorBody
-from tradedesk.kit.calendar import periods_for, validate_range
+from tradedesk.kit.calendar import periods_for, validate_range, win_rate
 from tradedesk.sessions.dependencies import CurrentSession, TenantDb
 from tradedesk.trading import service
 from tradedesk.trading.dependencies import RiskRepo, Today, TradeRepo, Trading
-from tradedesk.trading.repository import TradeRepository
+from tradedesk.trading.repository import TradeFilter, TradeRepository
 from tradedesk.trading.schemas import (
     CumulativePoint,
     DailyStats,
@@ -25,8 +24,10 @@ from tradedesk.trading.schemas import (
     RiskUpdate,
     SyncRequest,
     SyncResult,
+    TradeFilterChoices,
     TradeRead,
     TradesPage,
+    TradesSummary,
 )
 
 router = APIRouter(prefix="/api", tags=["trading"])
@@ -52,6 +53,21 @@ MAX_RANGE_DAYS = 3 * 366
 FromDay = Annotated[date | None, Query(alias="from", description="First IST day (inclusive)")]
 ToDay = Annotated[date | None, Query(alias="to", description="Last IST day (inclusive)")]
 Symbol = Annotated[str | None, Query(max_length=64, description="Exact trading symbol, e.g. INFY")]
+Strategy = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        pattern=r"^[a-z0-9_]+$",
+        description="Trades made by this strategy, e.g. short_strangle",
+    ),
+]
+ExitReason = Annotated[
+    str | None,
+    Query(
+        max_length=64, pattern=r"^[a-z0-9_]+$", description="Trades closed for this reason, e.g. stop_loss"
+    ),
+]
+Status = Annotated[Literal["open", "closed"] | None, Query()]
 
 
 def _range(
@@ -76,6 +92,28 @@ def _optional_range(
             raise BadRequest("'to' is before 2000-01-01; pick a date this data can have.")
         return None, to_day
     return _range(today, from_day, to_day, default_days=DEFAULT_RANGE_DAYS)
+
+
+async def _trade_filter(
+    repo: TradeRepository,
+    today: date,
+    from_day: date | None,
+    to_day: date | None,
+    *,
+    symbol: str | None,
+    strategy: str | None,
+    exit_reason: str | None,
+    status: str | None,
+) -> TradeFilter:
+    start, end = _optional_range(today, from_day, to_day)
+    return TradeFilter(
+        from_day=start,
+        to_day=end,
+        symbol=await _checked_symbol(repo, symbol),
+        strategy=strategy,
+        exit_reason=exit_reason,
+        status=status,
+    )
 
 
 async def _checked_symbol(repo: TradeRepository, symbol: str | None) -> str | None:
@@ -109,19 +147,25 @@ async def list_trades(
     from_day: FromDay = None,
     to_day: ToDay = None,
     symbol: Symbol = None,
-    status: Annotated[Literal["open", "closed"] | None, Query()] = None,
+    strategy: Strategy = None,
+    exit_reason: ExitReason = None,
+    status: Status = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="At most 500")] = 100,
 ) -> TradesPage:
     """Your round trips, newest first; follow `next_cursor` for more."""
-    start, end = _optional_range(today, from_day, to_day)
-    rows = await repo.page(
-        from_day=start,
-        to_day=end,
-        symbol=await _checked_symbol(repo, symbol),
+    where = await _trade_filter(
+        repo,
+        today,
+        from_day,
+        to_day,
+        symbol=symbol,
+        strategy=strategy,
+        exit_reason=exit_reason,
         status=status,
-        before_id=service.decode_cursor(cursor) if cursor else None,
-        limit=limit + 1,
+    )
+    rows = await repo.page(
+        where, before_id=service.decode_cursor(cursor) if cursor else None, limit=limit + 1
     )
     items, next_cursor = service.TRADES_CURSOR.split(rows, limit)
     return TradesPage(items=[TradeRead.model_validate(row) for row in items], next_cursor=next_cursor)
@@ -143,16 +187,67 @@ async def export_trades(
     from_day: FromDay = None,
     to_day: ToDay = None,
     symbol: Symbol = None,
+    strategy: Strategy = None,
+    exit_reason: ExitReason = None,
+    status: Status = None,
 ) -> StreamingResponse:
-    """Your round trips in the range as a CSV download, streamed newest first."""
-    start, end = _optional_range(today, from_day, to_day)
-    checked = await _checked_symbol(repo, symbol)
-    rows = trading.trades_csv(broker_id=repo.broker_id, from_day=start, to_day=end, symbol=checked)
-    label = f"{start or 'all'}_{end or 'all'}"
+    """Your round trips in the range as a CSV download, streamed newest first; the same filters as /trades."""
+    where = await _trade_filter(
+        repo,
+        today,
+        from_day,
+        to_day,
+        symbol=symbol,
+        strategy=strategy,
+        exit_reason=exit_reason,
+        status=status,
+    )
+    rows = trading.trades_csv(broker_id=repo.broker_id, where=where)
+    label = f"{where.from_day or 'all'}_{where.to_day or 'all'}"
     return StreamingResponse(
         rows,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="trades_{label}.csv"'},
+    )
+
+
+@router.get(
+    "/trades/summary",
+    response_model=TradesSummary,
+    operation_id="trading-trades_summary",
+    responses=_SYMBOL_ERRORS,
+)
+async def trades_summary(
+    today: Today,
+    repo: TradeRepo,
+    from_day: FromDay = None,
+    to_day: ToDay = None,
+    symbol: Symbol = None,
+    strategy: Strategy = None,
+    exit_reason: ExitReason = None,
+) -> TradesSummary:
+    """Count, profit, loss, net and win rate of the closed round trips the same filters as /trades select."""
+    where = await _trade_filter(
+        repo, today, from_day, to_day, symbol=symbol, strategy=strategy, exit_reason=exit_reason, status=None
+    )
+    totals = await repo.summary(where)
+    return TradesSummary(**totals, win_rate=win_rate(totals["wins"], totals["count"]))
+
+
+@router.get(
+    "/trades/filters",
+    response_model=TradeFilterChoices,
+    operation_id="trading-trade_filters",
+    responses=_ERRORS,
+)
+async def trade_filters(
+    today: Today, repo: TradeRepo, from_day: FromDay = None, to_day: ToDay = None
+) -> TradeFilterChoices:
+    """The symbols, strategies and exit reasons your trades in the range have (at most 500 of each)."""
+    start, end = _optional_range(today, from_day, to_day)
+    values = await repo.distinct_values(TradeFilter(from_day=start, to_day=end))
+    return TradeFilterChoices(
+        symbols=values["tradingsymbol"], strategies=values["strategy"], exit_reasons=values["exit_reason"]
     )
 
 
@@ -194,7 +289,7 @@ async def daily_stats(
             trades=row["trades"],
             wins=row["wins"],
             losses=row["losses"],
-            win_rate=(Decimal(row["wins"]) / Decimal(row["trades"])).quantize(Decimal("0.0001")),
+            win_rate=win_rate(row["wins"], row["trades"]),
             gross_profit=row["gross_profit"],
             gross_loss=row["gross_loss"],
             net=row["net"],

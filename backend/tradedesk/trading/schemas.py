@@ -47,6 +47,26 @@ class TradesPage(BaseModel):
     next_cursor: str | None
 
 
+class TradesSummary(BaseModel):
+    """Totals of the closed round trips a filter selects (open ones have no P&L yet)."""
+
+    count: int
+    wins: int
+    losses: int
+    gross_profit: Decimal
+    gross_loss: Decimal
+    net: Decimal
+    win_rate: Decimal = Field(description="wins / count, 0 when there are none (a fraction, 4 places)")
+
+
+class TradeFilterChoices(BaseModel):
+    """The values the trade filters can take within a range: those present in the user's trades."""
+
+    symbols: list[str]
+    strategies: list[str]
+    exit_reasons: list[str]
+
+
 class PnlSummary(BaseModel):
     as_of: date
     day: Decimal

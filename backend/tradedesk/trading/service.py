@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tradedesk.agents.orders import parse_tag
+from tradedesk.agents.strategies.registry import STRATEGIES
 from tradedesk.audit import service as audit
 from tradedesk.audit.schemas import AuditKind
 from tradedesk.brokers.credentials import BrokerCredentialsPlain, open_credentials
@@ -30,7 +32,7 @@ from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError
 from tradedesk.kit.cursor import KeysetCursor
 from tradedesk.kit.repository import tenant_session
 from tradedesk.logs import log_tag
-from tradedesk.models import Fill, Trade
+from tradedesk.models import Agent, AgentOrder, Fill, Trade
 from tradedesk.sessions.record import SessionRecord
 from tradedesk.trading.matching import (
     ClosedTrip,
@@ -40,7 +42,13 @@ from tradedesk.trading.matching import (
     execution_order,
     match_fifo,
 )
-from tradedesk.trading.repository import FillRepository, InstrumentKey, RiskRepository, TradeRepository
+from tradedesk.trading.repository import (
+    FillRepository,
+    InstrumentKey,
+    RiskRepository,
+    TradeFilter,
+    TradeRepository,
+)
 from tradedesk.trading.schemas import PositionRead, PositionsRead, RiskRead, SyncResult, TradeRead
 
 log = logging.getLogger("tradedesk.trading")
@@ -65,7 +73,32 @@ def _fill_row(trade: KiteTrade, order: KiteOrder | None, *, now: datetime) -> di
     }
 
 
-def _execution(fill: Fill) -> Execution:
+async def _agent_tag_labels(db: AsyncSession, broker_id: str, fills: list[Fill]) -> dict[str, str]:
+    """Our agents tag orders ``td{agent}-{seq}`` (Kite allows 20 characters); a trade made by one is
+    labelled ``"{strategy}:{exit reason}"`` from the agent and the intent that order carried out."""
+    wanted = {parsed: fill.tag for fill in fills if fill.tag and (parsed := parse_tag(fill.tag)) is not None}
+    if not wanted:
+        return {}
+    statement = (
+        select(AgentOrder.agent_id, AgentOrder.seq, AgentOrder.intent_id, Agent.strategy)
+        .join(Agent, (Agent.broker_id == AgentOrder.broker_id) & (Agent.id == AgentOrder.agent_id))
+        .where(
+            AgentOrder.broker_id == broker_id,
+            AgentOrder.agent_id.in_({agent_id for agent_id, _ in wanted}),
+            AgentOrder.seq.in_({seq for _, seq in wanted}),
+        )
+    )
+    labels: dict[str, str] = {}
+    for agent_id, seq, intent_id, strategy_name in await db.execute(statement):
+        tag = wanted.get((agent_id, seq))
+        strategy = STRATEGIES.get(strategy_name)
+        if tag is not None:
+            reason = strategy.exit_reason(intent_id) if strategy is not None else "signal"
+            labels[tag] = f"{strategy_name}:{reason}"
+    return labels
+
+
+def _execution(fill: Fill, labels: dict[str, str]) -> Execution:
     return Execution(
         trade_id=fill.trade_id,
         side="BUY" if fill.transaction_type == "BUY" else "SELL",
@@ -73,7 +106,7 @@ def _execution(fill: Fill) -> Execution:
         price=Decimal(fill.price),
         at=fill.filled_at,
         order_type=fill.order_type,
-        tag=fill.tag,
+        tag=labels.get(fill.tag, fill.tag) if fill.tag else fill.tag,
     )
 
 
@@ -263,7 +296,8 @@ class TradingService:
         repo = TradeRepository(db, record.broker_id)
         closed_total = 0
         for key, key_fills in grouped.items():
-            executions = sorted((_execution(f) for f in key_fills), key=execution_order)
+            labels = await _agent_tag_labels(db, record.broker_id, key_fills)
+            executions = sorted((_execution(f, labels) for f in key_fills), key=execution_order)
             seen_until = await fills.latest_before(key, excluding=new_ids)
             if seen_until is not None and executions[0].at < seen_until:
                 # A fill older than ones already matched: FIFO order changed, so replay the instrument.
@@ -271,7 +305,9 @@ class TradingService:
                 closed_total -= await repo.count_closed(key)
                 await repo.delete_instrument(key)
                 existing: list[Trade] = []
-                executions = sorted((_execution(f) for f in await fills.all_for(key)), key=execution_order)
+                replayed = await fills.all_for(key)
+                labels = await _agent_tag_labels(db, record.broker_id, replayed)
+                executions = sorted((_execution(f, labels) for f in replayed), key=execution_order)
             else:
                 existing = await repo.open_lots(key)
             try:
@@ -330,9 +366,7 @@ class TradingService:
             unrealised_pnl=sum((p.unrealised for p in items), Decimal(0)),
         )
 
-    async def trades_csv(
-        self, *, broker_id: str, from_day: date | None, to_day: date | None, symbol: str | None
-    ) -> AsyncIterator[str]:
+    async def trades_csv(self, *, broker_id: str, where: TradeFilter) -> AsyncIterator[str]:
         """The CSV export, a page of 1000 trades at a time. The request's transaction has ended by the
         time the body streams, so it reads in a tenant-bound one of its own."""
         try:
@@ -343,14 +377,7 @@ class TradingService:
                 writer.writerow(CSV_COLUMNS)
                 before: int | None = None
                 while True:
-                    page = await repo.page(
-                        from_day=from_day,
-                        to_day=to_day,
-                        symbol=symbol,
-                        status=None,
-                        before_id=before,
-                        limit=1000,
-                    )
+                    page = await repo.page(where, before_id=before, limit=1000)
                     writer.writerows(trade_csv_row(TradeRead.model_validate(row)) for row in page)
                     yield buffer.getvalue()
                     buffer.seek(0)

@@ -196,6 +196,11 @@ class Strategy(Protocol[P, S]):
         """The lot size the SPA validates lots against (None when the instrument list is not known)."""
         ...
 
+    def exit_reason(self, intent_id: str) -> str:
+        """Why an order this strategy placed (named by its intent id) closes a position, as the trades
+        list shows it (``square_off``, ``signal``…); stop orders are ``stop_loss`` whatever this says."""
+        ...
+
 
 def as_json(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")

@@ -820,6 +820,11 @@ class ShortStrangle:
     def lot_size(self, instruments: Sequence[InstrumentInfo]) -> int | None:
         return nifty_chain(instruments).lot_size()
 
+    def exit_reason(self, intent_id: str) -> str:
+        # Exits are buy-backs named "SQ…" (the day's square-off, a loss limit, a stop, or a stop that
+        # profit booking would have crossed); a fired stop-loss order is told apart by its order type.
+        return "square_off" if intent_id.startswith("SQ") else "signal"
+
     def _for_day(
         self, params: StrangleParams, state: StrangleState, snapshot: MarketSnapshot
     ) -> StrangleState:

@@ -175,6 +175,10 @@ class SmaCrossover:
         # NSE equities trade in single shares whatever the symbol.
         return 1
 
+    def exit_reason(self, intent_id: str) -> str:
+        # Every order is a market order on a crossover (or the day's flattening, named the same way).
+        return "signal"
+
     # -- helpers -------------------------------------------------------------------------------------------
     def _for_day(self, params: SmaParams, state: SmaState, snapshot: MarketSnapshot) -> SmaState:
         if state.day != ist_day(snapshot.now):
