@@ -1,4 +1,11 @@
-# One image for the API, the agent worker and kitesim; docker-compose.yml picks the command.
+# One image for the API, the agent worker, kitesim and the SPA's server; docker-compose.yml picks the command.
+FROM node:20-slim AS spa
+WORKDIR /spa
+COPY frontend/package.json frontend/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY frontend ./
+RUN npm run build
+
 FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
@@ -7,6 +14,7 @@ COPY backend ./backend
 RUN pip install --no-cache-dir .
 COPY alembic.ini ./
 COPY alembic ./alembic
+COPY --from=spa /spa/dist ./frontend/dist
 RUN useradd --system --uid 10001 tradedesk
 USER tradedesk
 EXPOSE 8000

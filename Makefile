@@ -5,7 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrate bench mutate venv services clean
+NPM_STAMP := frontend/node_modules/.installed
+SPA_BUILD := frontend/dist/index.html
+SPA_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html \
+	frontend/vite.config.ts frontend/tsconfig.json
+
+.PHONY: run test lint migrate bench mutate venv services clean spa spa-deps spa-test api-client chromium
 
 venv: $(STAMP)
 
@@ -15,9 +20,35 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-run: venv
+run: venv $(SPA_BUILD)
 	$(PY) -m alembic upgrade head
 	$(PY) -m tradedesk.devrun
+
+# The SPA: npm packages from the lock file, a production build in frontend/dist.
+spa-deps: $(NPM_STAMP)
+
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+spa: $(SPA_BUILD)
+
+$(SPA_BUILD): $(NPM_STAMP) $(SPA_SOURCES)
+	cd frontend && npm run -s build
+
+# The SPA's typed client: the API's OpenAPI document, and the TypeScript types generated from it.
+api-client: venv $(NPM_STAMP)
+	$(PY) -m tradedesk.cli openapi > frontend/openapi.json
+	cd frontend && npm run -s gen:api
+
+spa-test: $(NPM_STAMP)
+	cd frontend && npm run -s typecheck && npm run -s check:api && npm test -- --reporter=dot
+
+# Debian's chromium for the browser tests (the browser download of test tools does not work everywhere).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 migrate: venv
 	$(PY) -m alembic upgrade head
@@ -30,7 +61,7 @@ lint: venv
 services:
 	@bash .ci/services
 
-test: venv services lint
+test: venv services lint spa-test $(SPA_BUILD) chromium
 	$(VENV)/bin/pytest -q
 
 bench: venv services
@@ -44,4 +75,4 @@ mutate: venv services
 	$(PY) mutation/run.py $(MUTATE_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tradedesk.db*
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tradedesk.db* frontend/node_modules frontend/dist

@@ -1,5 +1,6 @@
-"""`make run`'s launcher on the embedded defaults (SQLite, SQL sessions, kitesim): all three processes come
-up, a browser-like client signs in through the redirect flow, and Ctrl-C stops everything."""
+"""`make run`'s launcher on the embedded defaults (SQLite, SQL sessions, kitesim): the demo history is traded
+first (one trading day here), then all three processes come up, a browser-like client signs in through the
+redirect flow and finds that history, and Ctrl-C stops everything."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def test_embedded_defaults_sign_in_end_to_end(tmp_path: Path) -> None:
         "TRADEDESK_PORT": str(api_port),
         "KITESIM_PORT": str(kite_port),
         "SPA_PORT": str(spa_port),
+        "TRADEDESK_DEMO_DAYS": "1",
     }
     subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
@@ -61,6 +63,9 @@ def test_embedded_defaults_sign_in_end_to_end(tmp_path: Path) -> None:
         wait_for(f"{api}/readyz", deadline)
         wait_for(f"{kite}/sim/clock", deadline)
         wait_for(f"{spa}/", deadline)
+        # The built SPA, answering its client-side routes, and told where the API is.
+        assert '<div id="root">' in httpx.get(f"{spa}/trades").text
+        assert f'"apiUrl": "{api}"' in httpx.get(f"{spa}/config.js").text
         with httpx.Client(headers={"Origin": spa}, timeout=10) as browser:
             started = browser.post(
                 f"{api}/api/auth/login",
@@ -80,10 +85,15 @@ def test_embedded_defaults_sign_in_end_to_end(tmp_path: Path) -> None:
             assert back.status_code == 303 and back.headers["location"] == f"http://127.0.0.1:{spa_port}/"
             status = browser.get(f"{api}/api/auth/status").json()
             assert status["authenticated"] is True and status["broker_id"] == "DEMO03"
+            # The history's session traded its agent and signed out: one stopped agent, no other device.
+            agents = browser.get(f"{api}/api/agents").json()
+            assert [(a["strategy"], a["state"]) for a in agents] == [("short_strangle", "stopped")]
+            assert [s["current"] for s in browser.get(f"{api}/api/auth/sessions").json()] == [True]
     finally:
         launcher.send_signal(signal.SIGINT)
         output = launcher.communicate(timeout=30)[0].decode(errors="replace")
     assert "tradedesk is running" in output and f"{api}/docs" in output
+    assert "demo history: day 1/1" in output
     # No keys configured: per-install keys were generated, privately, and the operator told where.
     assert (tmp_path / "keys.json").stat().st_mode & 0o777 == 0o600
     assert str(tmp_path / "keys.json") in output

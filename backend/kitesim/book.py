@@ -23,6 +23,7 @@ The day's events, for every account:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -97,14 +98,16 @@ def _ist_day(when: datetime) -> date:
 
 
 class OrderBook:
-    """Every user's account. Order and trade ids are unique across the whole simulator."""
+    """Every user's account. Order and trade ids are unique across the whole simulator; trade ids also
+    across its runs (they count on from the microsecond the book was made), since a client keeps fills
+    by trade id and would take a fill of a later run for one it stored before a restart."""
 
     def __init__(self, market: Market) -> None:
         self.market = market
         self.orders: dict[str, Order] = {}
         self.accounts: dict[str, Account] = {}
         self._order_seq = 0
-        self._trade_seq = 0
+        self._trade_seq = time.time_ns() // 1_000
 
     # -- ids -----------------------------------------------------------------------------------------------
     def _next_order_id(self, at: datetime) -> str:
@@ -116,7 +119,7 @@ class OrderBook:
 
     def _next_trade_id(self) -> str:
         self._trade_seq += 1
-        return str(10_000_000 + self._trade_seq)
+        return str(self._trade_seq)
 
     # -- placing, modifying, cancelling -------------------------------------------------------------------
     def place(

@@ -44,7 +44,9 @@ def _page(title: str, body: str) -> str:
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{escape(title)} · kitesim</title><style>{_STYLE}</style></head>"
+        # No icon to fetch: a browser would otherwise ask for /favicon.ico and log the 404.
+        f"<title>{escape(title)} · kitesim</title><link rel='icon' href='data:,'>"
+        f"<style>{_STYLE}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )
 

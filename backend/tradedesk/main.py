@@ -218,7 +218,8 @@ def create_app(
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Content-Type", "X-CSRF-Token"],
-        expose_headers=["Retry-After"],
+        # The CSV export names its file in Content-Disposition; cross-origin scripts see only exposed headers.
+        expose_headers=["Retry-After", "Content-Disposition"],
         max_age=600,
     )
     return app

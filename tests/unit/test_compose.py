@@ -51,3 +51,20 @@ def test_agents_run_in_two_named_workers_not_in_the_api() -> None:
     for spec in workers.values():
         assert spec["command"] == ["python", "-m", "tradedesk.agents.worker"]
         assert spec["environment"]["TRADEDESK_REDIS_URL"].startswith("redis://")
+
+
+def test_the_spa_is_built_into_the_image_and_served_on_its_own_origin() -> None:
+    spa = compose()["services"]["spa"]
+    command = spa["command"]
+    assert command[:3] == ["python", "-m", "tradedesk.spa"]
+    assert command[command.index("--dist") + 1] == "/app/frontend/dist"
+    env = compose()["x-api-env"]
+    # The SPA calls the API where the API says it lives, from the origin the API allows.
+    assert command[command.index("--api-url") + 1] == env["TRADEDESK_API_PUBLIC_URL"]
+    port = command[command.index("--port") + 1]
+    assert spa["ports"] == [f"{port}:{port}"]
+    assert env["TRADEDESK_CORS_ORIGINS"] == env["TRADEDESK_SPA_URL"] == f"http://localhost:{port}"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "npm ci" in dockerfile and "npm run build" in dockerfile
+    assert "COPY --from=spa /spa/dist ./frontend/dist" in dockerfile
+    assert "frontend/node_modules" in (ROOT / ".dockerignore").read_text()
