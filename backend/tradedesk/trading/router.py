@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from tradedesk.errors import BadRequest, ErrorBody, NotFound, ValidationErrorBody
@@ -95,16 +96,15 @@ def _optional_range(
 
 
 async def _trade_filter(
-    repo: TradeRepository,
-    today: date,
-    from_day: date | None,
-    to_day: date | None,
-    *,
-    symbol: str | None,
-    strategy: str | None,
-    exit_reason: str | None,
-    status: str | None,
+    today: Today,
+    repo: TradeRepo,
+    from_day: FromDay = None,
+    to_day: ToDay = None,
+    symbol: Symbol = None,
+    strategy: Strategy = None,
+    exit_reason: ExitReason = None,
 ) -> TradeFilter:
+    """The filters /trades, its CSV export and its summary share, checked once."""
     start, end = _optional_range(today, from_day, to_day)
     return TradeFilter(
         from_day=start,
@@ -112,8 +112,10 @@ async def _trade_filter(
         symbol=await _checked_symbol(repo, symbol),
         strategy=strategy,
         exit_reason=exit_reason,
-        status=status,
     )
+
+
+Filters = Annotated[TradeFilter, Depends(_trade_filter)]
 
 
 async def _checked_symbol(repo: TradeRepository, symbol: str | None) -> str | None:
@@ -142,31 +144,15 @@ async def sync(
     "/trades", response_model=TradesPage, operation_id="trading-list_trades", responses=_SYMBOL_ERRORS
 )
 async def list_trades(
-    today: Today,
     repo: TradeRepo,
-    from_day: FromDay = None,
-    to_day: ToDay = None,
-    symbol: Symbol = None,
-    strategy: Strategy = None,
-    exit_reason: ExitReason = None,
+    filters: Filters,
     status: Status = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="At most 500")] = 100,
 ) -> TradesPage:
     """Your round trips, newest first; follow `next_cursor` for more."""
-    where = await _trade_filter(
-        repo,
-        today,
-        from_day,
-        to_day,
-        symbol=symbol,
-        strategy=strategy,
-        exit_reason=exit_reason,
-        status=status,
-    )
-    rows = await repo.page(
-        where, before_id=service.decode_cursor(cursor) if cursor else None, limit=limit + 1
-    )
+    before_id = service.decode_cursor(cursor) if cursor else None
+    rows = await repo.page(replace(filters, status=status), before_id=before_id, limit=limit + 1)
     items, next_cursor = service.TRADES_CURSOR.split(rows, limit)
     return TradesPage(items=[TradeRead.model_validate(row) for row in items], next_cursor=next_cursor)
 
@@ -181,27 +167,10 @@ async def list_trades(
     },
 )
 async def export_trades(
-    trading: Trading,
-    today: Today,
-    repo: TradeRepo,
-    from_day: FromDay = None,
-    to_day: ToDay = None,
-    symbol: Symbol = None,
-    strategy: Strategy = None,
-    exit_reason: ExitReason = None,
-    status: Status = None,
+    trading: Trading, repo: TradeRepo, filters: Filters, status: Status = None
 ) -> StreamingResponse:
     """Your round trips in the range as a CSV download, streamed newest first; the same filters as /trades."""
-    where = await _trade_filter(
-        repo,
-        today,
-        from_day,
-        to_day,
-        symbol=symbol,
-        strategy=strategy,
-        exit_reason=exit_reason,
-        status=status,
-    )
+    where = replace(filters, status=status)
     rows = trading.trades_csv(broker_id=repo.broker_id, where=where)
     label = f"{where.from_day or 'all'}_{where.to_day or 'all'}"
     return StreamingResponse(
@@ -217,20 +186,9 @@ async def export_trades(
     operation_id="trading-trades_summary",
     responses=_SYMBOL_ERRORS,
 )
-async def trades_summary(
-    today: Today,
-    repo: TradeRepo,
-    from_day: FromDay = None,
-    to_day: ToDay = None,
-    symbol: Symbol = None,
-    strategy: Strategy = None,
-    exit_reason: ExitReason = None,
-) -> TradesSummary:
+async def trades_summary(repo: TradeRepo, filters: Filters) -> TradesSummary:
     """Count, profit, loss, net and win rate of the closed round trips the same filters as /trades select."""
-    where = await _trade_filter(
-        repo, today, from_day, to_day, symbol=symbol, strategy=strategy, exit_reason=exit_reason, status=None
-    )
-    totals = await repo.summary(where)
+    totals = await repo.summary(filters)
     return TradesSummary(**totals, win_rate=win_rate(totals["wins"], totals["count"]))
 
 

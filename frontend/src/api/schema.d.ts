@@ -2850,6 +2850,10 @@ export interface operations {
     "trading-list_trades": {
         parameters: {
             query?: {
+                status?: ("open" | "closed") | null;
+                cursor?: string | null;
+                /** @description At most 500 */
+                limit?: number;
                 /** @description First IST day (inclusive) */
                 from?: string | null;
                 /** @description Last IST day (inclusive) */
@@ -2860,10 +2864,6 @@ export interface operations {
                 strategy?: string | null;
                 /** @description Trades closed for this reason, e.g. stop_loss */
                 exit_reason?: string | null;
-                status?: ("open" | "closed") | null;
-                cursor?: string | null;
-                /** @description At most 500 */
-                limit?: number;
             };
             header?: never;
             path?: never;
@@ -2921,6 +2921,7 @@ export interface operations {
     "trading-export_trades": {
         parameters: {
             query?: {
+                status?: ("open" | "closed") | null;
                 /** @description First IST day (inclusive) */
                 from?: string | null;
                 /** @description Last IST day (inclusive) */
@@ -2931,7 +2932,6 @@ export interface operations {
                 strategy?: string | null;
                 /** @description Trades closed for this reason, e.g. stop_loss */
                 exit_reason?: string | null;
-                status?: ("open" | "closed") | null;
             };
             header?: never;
             path?: never;

@@ -7,6 +7,7 @@ import type { AuthStatus } from "../api/auth";
 import type { Agent, AgentEvent } from "../api/agents";
 import { EventStreamProvider } from "../api/events";
 import { STRATEGIES } from "../ui/SchemaForm.fixtures";
+import { fakeApi, jsonResponse, type Call } from "../test-support";
 import { ToastProvider } from "../ui/toast";
 import LiveTrader from "./LiveTrader";
 import { ApiClock, orderAgents, reasonText } from "./LiveTraderAgents";
@@ -36,15 +37,7 @@ function event(over: Partial<AgentEvent>): AgentEvent {
   return { id: 1, agent_id: 7, at: iso(60_000), kind: "log", level: "info", message: "hello", data: {}, ...over };
 }
 
-const json = (body: unknown, status = 200) =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
-
-interface Call {
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  body: unknown;
-}
+const json = jsonResponse;
 
 let calls: Call[];
 let agents: Agent[];
@@ -60,7 +53,6 @@ function push(kind: "agent" | "event" | "gap", data: unknown, id: string) {
 }
 
 beforeEach(() => {
-  calls = [];
   sse = null;
   startAnswer = null;
   agents = [
@@ -75,44 +67,35 @@ beforeEach(() => {
     7: [event({ id: 11, agent_id: 7, message: "Running on runtime rt-1.", kind: "state" }), event({ id: 10, agent_id: 7, message: "Started NIFTY short strangle.", kind: "state", at: iso(3_600_000) })],
     5: [event({ id: 4, agent_id: 5, message: "Stopped.", kind: "state" })],
   };
-  vi.stubGlobal(
-    "fetch",
-    vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
-      const url = new URL(input instanceof Request ? input.url : String(input));
-      const method = input instanceof Request ? input.method : (init?.method ?? "GET");
-      const text = input instanceof Request && method !== "GET" ? await input.text() : "";
-      const body: unknown = text ? JSON.parse(text) : null;
-      const path = url.pathname;
-      calls.push({ method, path, query: url.searchParams, body });
-      if (path === "/api/events") {
-        const stream = new ReadableStream<Uint8Array>({
-          start(controller) {
-            sse = controller;
-          },
-        });
-        return new Response(stream, { headers: { "Content-Type": "text/event-stream" } });
-      }
-      if (path === "/api/strategies") return json(STRATEGIES);
-      if (path === "/api/agents" && method === "GET") return json(agents);
-      let m = /^\/api\/strategies\/(\w+)\/params$/.exec(path);
-      if (m && method === "GET") return json(savedParams[m[1]!]);
-      if (path === "/api/agents" && method === "POST") {
-        if (startAnswer) return startAnswer();
-        const req = body as { strategy: string; params: Record<string, unknown> };
-        const started = agent({ id: 9, strategy: req.strategy, state: "starting", params: req.params, heartbeat_at: null, realised_pnl_today: 0 });
-        return json(started, 201);
-      }
-      m = /^\/api\/agents\/(\d+)\/events$/.exec(path);
-      if (m) return json({ items: eventsOf[Number(m[1])] ?? [], next: null });
-      m = /^\/api\/agents\/(\d+)\/stop$/.exec(path);
-      if (m) {
-        const found = agents.find((a) => a.id === Number(m![1]))!;
-        return json({ ...found, state: "stopping", reason: "stopped by user" });
-      }
-      if (path === "/api/agents/stop-all") return json({ stopped: 1, orders_cancelled: 2, positions_closed: 2 });
-      return json({ error: "NotFound", detail: `no route ${method} ${path}` }, 404);
-    }),
-  );
+  calls = fakeApi(async ({ method, path, body }) => {
+    if (path === "/api/events") {
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          sse = controller;
+        },
+      });
+      return new Response(stream, { headers: { "Content-Type": "text/event-stream" } });
+    }
+    if (path === "/api/strategies") return json(STRATEGIES);
+    if (path === "/api/agents" && method === "GET") return json(agents);
+    let m = /^\/api\/strategies\/(\w+)\/params$/.exec(path);
+    if (m && method === "GET") return json(savedParams[m[1]!]);
+    if (path === "/api/agents" && method === "POST") {
+      if (startAnswer) return startAnswer();
+      const req = body as { strategy: string; params: Record<string, unknown> };
+      const started = agent({ id: 9, strategy: req.strategy, state: "starting", params: req.params, heartbeat_at: null, realised_pnl_today: 0 });
+      return json(started, 201);
+    }
+    m = /^\/api\/agents\/(\d+)\/events$/.exec(path);
+    if (m) return json({ items: eventsOf[Number(m[1])] ?? [], next: null });
+    m = /^\/api\/agents\/(\d+)\/stop$/.exec(path);
+    if (m) {
+      const found = agents.find((a) => a.id === Number(m![1]))!;
+      return json({ ...found, state: "stopping", reason: "stopped by user" });
+    }
+    if (path === "/api/agents/stop-all") return json({ stopped: 1, orders_cancelled: 2, positions_closed: 2 });
+    return json({ error: "NotFound", detail: `no route ${method} ${path}` }, 404);
+  });
 });
 
 afterEach(() => {

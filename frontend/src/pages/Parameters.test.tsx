@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ParamChange } from "../api/agents";
 import type { AuthStatus } from "../api/auth";
 import { STRATEGIES } from "../ui/SchemaForm.fixtures";
+import { fakeApi, jsonResponse, type Call } from "../test-support";
 import { ToastProvider } from "../ui/toast";
 import Parameters, { SAVED_TEXT } from "./Parameters";
 import { changeLines } from "./ParametersHistory";
@@ -13,15 +14,7 @@ import { changeLines } from "./ParametersHistory";
 const STATUS = { authenticated: true, user_name: "Asha", broker_id: "AB1234" } as AuthStatus;
 const strangle = STRATEGIES[0]!;
 
-const json = (body: unknown, status = 200) =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
-
-interface Call {
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  body: unknown;
-}
+const json = jsonResponse;
 
 let calls: Call[];
 let saved: Record<string, Record<string, unknown>>;
@@ -33,7 +26,6 @@ function change(id: number, changes: ParamChange["changes"], session_handle: str
 }
 
 beforeEach(() => {
-  calls = [];
   putAnswer = null;
   saved = {
     short_strangle: {
@@ -52,39 +44,30 @@ beforeEach(() => {
         ? change(24, { call_lots: [1, 2], entry_time: ["09:40:00", "09:45:00"] }, "hB")
         : change(id, { delta_low: [0.29, 0.3] }, id === 23 ? "gone" : null);
   });
-  vi.stubGlobal(
-    "fetch",
-    vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
-      const url = new URL(input instanceof Request ? input.url : String(input));
-      const method = input instanceof Request ? input.method : (init?.method ?? "GET");
-      const text = input instanceof Request && method !== "GET" ? await input.text() : "";
-      const body: unknown = text ? JSON.parse(text) : null;
-      const path = url.pathname;
-      calls.push({ method, path, query: url.searchParams, body });
-      if (path === "/api/strategies") return json(STRATEGIES);
-      if (path === "/api/auth/sessions") {
-        return json([
-          { handle: "hA", current: true, device_id: "d1", device_label: "Firefox on Linux", created_at: "2025-01-06T03:00:00Z", expires_at: "2025-01-13T03:00:00Z", ip: null, last_seen_at: "2025-01-06T05:00:00Z" },
-          { handle: "hB", current: false, device_id: "d2", device_label: "Safari on iPhone", created_at: "2025-01-05T03:00:00Z", expires_at: "2025-01-12T03:00:00Z", ip: null, last_seen_at: "2025-01-06T04:00:00Z" },
-        ]);
-      }
-      let m = /^\/api\/strategies\/(\w+)\/params$/.exec(path);
-      if (m && method === "GET") return json(saved[m[1]!]);
-      if (m && method === "PUT") {
-        if (putAnswer) return putAnswer(body as Record<string, unknown>);
-        saved[m[1]!] = body as Record<string, unknown>;
-        return json(body);
-      }
-      m = /^\/api\/strategies\/(\w+)\/params\/history$/.exec(path);
-      if (m) {
-        const after = url.searchParams.get("after");
-        const limit = Number(url.searchParams.get("limit") ?? "50");
-        const list = m[1] === "short_strangle" ? history : [];
-        return json(list.filter((h) => after === null || h.id < Number(after)).slice(0, limit));
-      }
-      return json({ error: "NotFound", detail: `no route ${method} ${path}` }, 404);
-    }),
-  );
+  calls = fakeApi(async ({ method, path, body }, url) => {
+    if (path === "/api/strategies") return json(STRATEGIES);
+    if (path === "/api/auth/sessions") {
+      return json([
+        { handle: "hA", current: true, device_id: "d1", device_label: "Firefox on Linux", created_at: "2025-01-06T03:00:00Z", expires_at: "2025-01-13T03:00:00Z", ip: null, last_seen_at: "2025-01-06T05:00:00Z" },
+        { handle: "hB", current: false, device_id: "d2", device_label: "Safari on iPhone", created_at: "2025-01-05T03:00:00Z", expires_at: "2025-01-12T03:00:00Z", ip: null, last_seen_at: "2025-01-06T04:00:00Z" },
+      ]);
+    }
+    let m = /^\/api\/strategies\/(\w+)\/params$/.exec(path);
+    if (m && method === "GET") return json(saved[m[1]!]);
+    if (m && method === "PUT") {
+      if (putAnswer) return putAnswer(body as Record<string, unknown>);
+      saved[m[1]!] = body as Record<string, unknown>;
+      return json(body);
+    }
+    m = /^\/api\/strategies\/(\w+)\/params\/history$/.exec(path);
+    if (m) {
+      const after = url.searchParams.get("after");
+      const limit = Number(url.searchParams.get("limit") ?? "50");
+      const list = m[1] === "short_strangle" ? history : [];
+      return json(list.filter((h) => after === null || h.id < Number(after)).slice(0, limit));
+    }
+    return json({ error: "NotFound", detail: `no route ${method} ${path}` }, 404);
+  });
 });
 
 afterEach(() => {
