@@ -3,7 +3,7 @@ import { useQueryClient, type UseQueryResult } from "@tanstack/react-query";
 import { lazy, Suspense, useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { Link, useSearchParams } from "react-router";
 import type { PageProps } from "../App";
-import { agentKeys, LIVE_STATES, useAgents, type Agent } from "../api/agents";
+import { agentKeys, LIVE_STATES, useAgents, useStrategies, type Agent } from "../api/agents";
 import { ApiError } from "../api/client";
 import { useLiveMessages } from "../api/events";
 import {
@@ -234,12 +234,12 @@ function RiskCard() {
 
 // -- running agents -------------------------------------------------------------------------------------
 
-function strategyName(name: string): string {
-  return name.replace(/_/g, " ");
-}
-
 function AgentsCard() {
   const agents = useAgents();
+  // Titles as the strategies list gives them ("SMA crossover"); the name until it has loaded.
+  const strategies = useStrategies();
+  const strategyName = (name: string) =>
+    strategies.data?.find((s) => s.name === name)?.title ?? name.replace(/_/g, " ");
   const live = (all: Agent[]) => all.filter((a) => LIVE_STATES.has(a.state));
   return (
     <section className="card" aria-labelledby="agents-heading">
