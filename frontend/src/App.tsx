@@ -85,7 +85,6 @@ function BrokerBanner({ status }: { status: AuthStatus }) {
 function Frame({ status, children }: { status: AuthStatus; children: ReactNode }) {
   const [theme, setTheme] = useTheme();
   const logout = useLogout();
-  const navigate = useNavigate();
   const { notify } = useToast();
   const queryClient = useQueryClient();
   useLiveMessages((message) => {
@@ -94,10 +93,7 @@ function Frame({ status, children }: { status: AuthStatus; children: ReactNode }
     }
   });
   const signOut = () =>
-    logout.mutate(undefined, {
-      onSuccess: () => void navigate("/connect?reason=signed_out", { replace: true }),
-      onError: (error) => notify(`Sign-out failed: ${error.message}`, "error"),
-    });
+    logout.mutate(undefined, { onError: (error) => notify(`Sign-out failed: ${error.message}`, "error") });
   return (
     <div className="app">
       <a className="skip" href="#main">

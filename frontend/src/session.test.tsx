@@ -1,5 +1,6 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { render, screen } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
 import { MemoryRouter } from "react-router";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { AppRoutes } from "./App";
@@ -58,6 +59,27 @@ describe("an ended session", () => {
     renderApp("/trades?symbol=INFY");
     expect(await screen.findByRole("heading", { name: "Sign in with your Kite account" })).toBeInTheDocument();
     expect(sessionStorage.getItem("tradedesk.next")).toBe("/trades?symbol=INFY");
+  });
+
+  it("signing out lands on the sign-in page saying so, without a page to come back to", async () => {
+    let signedIn = true;
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (request: Request) => {
+        if (request.url.endsWith("/api/auth/status")) return json(200, signedIn ? SIGNED_IN : { authenticated: false });
+        if (request.url.endsWith("/api/auth/logout")) {
+          signedIn = false;
+          return new Response(null, { status: 204 });
+        }
+        if (request.url.endsWith("/api/auth/sessions")) return json(200, []);
+        if (request.url.endsWith("/api/events")) return new Response("", { status: 200, headers: { "Content-Type": "text/event-stream" } });
+        return json(200, {});
+      }),
+    );
+    renderApp("/devices");
+    await userEvent.click(await screen.findByRole("button", { name: "Sign out of this browser" }));
+    expect(await screen.findByText("You have signed out.")).toBeInTheDocument();
+    expect(sessionStorage.getItem("tradedesk.next")).toBeNull();
   });
 
   it("after signing in the user lands back where they were", async () => {

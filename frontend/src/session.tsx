@@ -64,7 +64,8 @@ export function RequireSession({ children }: { children: (status: AuthStatus) =>
     }
     const reason = sessionEndedReason();
     if (reason && !search.has("error")) target.set("reason", reason);
-    if (!search.has("error") && here !== "/") target.set("next", here);
+    // Coming back after signing out on purpose starts afresh; after an expiry, where the user was.
+    if (!search.has("error") && here !== "/" && reason !== "signed_out") target.set("next", here);
     const query = target.toString();
     return <Navigate to={query ? `/connect?${query}` : "/connect"} replace />;
   }

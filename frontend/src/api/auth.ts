@@ -70,7 +70,11 @@ export function useLogout() {
   const changed = useSessionChanged();
   return useMutation({
     mutationFn: () => call(api.POST("/api/auth/logout")),
-    onSuccess: () => changed(null),
+    // The page that asked is gone once the session is: the sign-in page it leads to says why.
+    onSuccess: () => {
+      noteSessionEnded("signed_out");
+      return changed(null);
+    },
   });
 }
 

@@ -1,5 +1,4 @@
 /** This user's signed-in browsers: revoke one, sign out everywhere else, sign out here. */
-import { useNavigate } from "react-router";
 import type { PageProps } from "../App";
 import { useLogout, useRevokeOthers, useRevokeSession, useSessions, type SessionInfo } from "../api/auth";
 import { formatDateTime } from "../lib/format";
@@ -45,7 +44,6 @@ export default function Devices({ status }: PageProps) {
   const sessions = useSessions();
   const revokeOthers = useRevokeOthers();
   const logout = useLogout();
-  const navigate = useNavigate();
   const { notify } = useToast();
   const others = (sessions.data ?? []).filter((s) => !s.current).length;
   return (
@@ -105,7 +103,6 @@ export default function Devices({ status }: PageProps) {
           disabled={logout.isPending}
           onClick={() =>
             logout.mutate(undefined, {
-              onSuccess: () => void navigate("/connect?reason=signed_out", { replace: true }),
               onError: (error) => notify(`Sign-out failed: ${errorText(error)}`, "error"),
             })
           }
