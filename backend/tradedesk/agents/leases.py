@@ -31,6 +31,12 @@ def lease_key(prefix: str, broker_id: str, agent_id: int) -> str:
     return f"{prefix}lease:{{{broker_id}}}:agent:{agent_id}"
 
 
+def runtime_key(prefix: str, runtime_id: str) -> str:
+    """Held by the one live process running as ``runtime_id``: agents' leases are owned by that name, so
+    two processes under one name would both believe they hold the same agents."""
+    return f"{prefix}runtime:{{{runtime_id}}}"
+
+
 class Leases(Protocol):
     async def claim(self, key: str, owner: str, *, ttl_ms: int) -> bool: ...
 

@@ -19,6 +19,7 @@ import contextlib
 import gc
 import logging
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk.agents.journal import Journal, LiveBus
-from tradedesk.agents.leases import Leases, lease_key
+from tradedesk.agents.leases import Leases, lease_key, runtime_key
 from tradedesk.agents.market import MarketData
 from tradedesk.agents.orders import (
     FINAL_STATUSES,
@@ -191,6 +192,10 @@ class LeaseLost(Exception):
     """This runtime no longer holds the agent: it must not send anything more for it."""
 
 
+class RuntimeIdInUse(Exception):
+    """Another live process runs under this runtime id; this one must not drive any agent."""
+
+
 class AgentRuntime:
     def __init__(
         self,
@@ -214,6 +219,10 @@ class AgentRuntime:
         self._strategies = strategies
         self._market = MarketData(kite)
         self._held: dict[tuple[str, int], HeldAgent] = {}
+        # This process's claim on the runtime id (see register()).
+        self._instance = uuid.uuid4().hex
+        self._registration: str | None = None
+        self._registration_renewed_at = 0.0
         self._renewed_at = 0.0
         self._touched_at = 0.0
         self._cycle_at = 0.0
@@ -244,14 +253,59 @@ class AgentRuntime:
         return sorted(self._held)
 
     # -- the loop -------------------------------------------------------------------------------------
+    async def register(self) -> None:
+        """Take this runtime's name for this process. A name still held by a process that died (kill -9)
+        frees itself within the lease TTL, so that long is waited out; a name still renewed after twice
+        that belongs to a live process, and this one refuses to run."""
+        key = runtime_key(self.config.redis_prefix, self.runtime_id)
+        ttl_ms = self.config.lease_ttl_ms
+        deadline = time.monotonic() + 2 * ttl_ms / 1000
+        waited = False
+        while not await self._leases.claim(key, self._instance, ttl_ms=ttl_ms):
+            if time.monotonic() >= deadline:
+                log.error(
+                    "agent runtime id %r is in use by another running process; refusing to start "
+                    "(give each worker its own --runtime-id or TRADEDESK_AGENT_RUNTIME_ID)",
+                    self.runtime_id,
+                )
+                raise RuntimeIdInUse(self.runtime_id)
+            if not waited:
+                waited = True
+                log.warning(
+                    "agent runtime id %r is held by another process; waiting up to %.0f s for it to expire",
+                    self.runtime_id,
+                    2 * ttl_ms / 1000,
+                )
+            await asyncio.sleep(min(0.5, ttl_ms / 4000))
+        self._registration = key
+        self._registration_renewed_at = time.monotonic()
+
+    async def _renew_registration(self) -> None:
+        if self._registration is None:
+            return
+        if time.monotonic() - self._registration_renewed_at < self.config.lease_ttl_ms / 3000:
+            return
+        self._registration_renewed_at = time.monotonic()
+        ttl_ms = self.config.lease_ttl_ms
+        if not await self._leases.renew([self._registration], self._instance, ttl_ms=ttl_ms):
+            # Paused past the TTL and another process took the name: what this one holds is not its own.
+            log.error("agent runtime id %r was taken by another process; stopping", self.runtime_id)
+            self._held.clear()
+            self._registration = None
+            raise RuntimeIdInUse(self.runtime_id)
+
     async def run(self) -> None:
+        await self.register()
         log.info("agent runtime %s started", self.runtime_id)
         try:
             while not self._stopping.is_set():
                 started = time.monotonic()
                 try:
+                    await self._renew_registration()
                     await self.tick()
                     await self._touch_alive_file()
+                except RuntimeIdInUse:
+                    raise
                 except Exception:
                     # A database or broker outage: every held agent waits; the leases expire if it lasts.
                     log.warning("agent runtime tick failed", exc_info=True)
@@ -260,6 +314,9 @@ class AgentRuntime:
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
         finally:
             await self.release_all()
+            if self._registration is not None:
+                await self._leases.release(self._registration, self._instance)
+                self._registration = None
             log.info("agent runtime %s stopped", self.runtime_id)
 
     def stop(self) -> None:

@@ -18,7 +18,7 @@ from tradedesk.agents.events import EventBus, MemoryEventBus, RedisEventBus
 from tradedesk.agents.leases import Leases, MemoryLeases, RedisLeases
 from tradedesk.agents.manager import AgentLimits, AgentRegistry
 from tradedesk.agents.market import MarketData
-from tradedesk.agents.runtime import AgentRuntime, RuntimeConfig
+from tradedesk.agents.runtime import AgentRuntime, RuntimeConfig, RuntimeIdInUse
 from tradedesk.agents.strategies.registry import STRATEGIES
 from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.config import Settings
@@ -43,10 +43,16 @@ class AgentServices:
         if self.runtime is not None and self._task is None:
             self._task = asyncio.create_task(self.runtime.run(), name="agent-runtime")
 
+    async def finished(self) -> None:
+        """Returns when the runtime has ended on its own (it refused a runtime id in use); raises why."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
     async def close(self) -> None:
         if self.runtime is not None and self._task is not None:
             self.runtime.stop()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A runtime that refused to run has said why in the log already.
+            with contextlib.suppress(asyncio.CancelledError, RuntimeIdInUse):
                 await self._task
             self._task = None
         await self.bus.close()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from tradedesk.agents.runtime import AgentRuntime
+from tradedesk.agents.runtime import AgentRuntime, RuntimeIdInUse
 from tradedesk.agents.services import build_agent_services
 from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.brokers.kite.simclock import KitesimClock
@@ -29,8 +29,9 @@ from tradedesk.redis import create_redis
 log = logging.getLogger("tradedesk.agents")
 
 
-async def run_worker(settings: Settings, *, report: Callable[[AgentRuntime], None] | None = None) -> None:
-    """Run until SIGTERM/SIGINT; ``report`` (benchmarks) sees the runtime before it shuts down."""
+async def run_worker(settings: Settings, *, report: Callable[[AgentRuntime], None] | None = None) -> bool:
+    """Run until SIGTERM/SIGINT; ``report`` (benchmarks) sees the runtime before it shuts down. False when
+    the runtime refused to run (its id is in use by another live process)."""
     # A cycle's burst of orders writes from many agents at once: keep their connections open.
     engine = create_engine(settings.database_url, pre_ping=False, pool_size=30)
     redis = (
@@ -57,8 +58,15 @@ async def run_worker(settings: Settings, *, report: Callable[[AgentRuntime], Non
     services.start()
     assert services.runtime is not None
     log.info("agent worker %s running", services.runtime.runtime_id)
+    refused = False
     try:
-        await stopping.wait()
+        signalled = asyncio.create_task(stopping.wait())
+        ended = asyncio.create_task(services.finished())
+        await asyncio.wait({signalled, ended}, return_when=asyncio.FIRST_COMPLETED)
+        signalled.cancel()
+        refused = ended.done() and isinstance(ended.exception(), RuntimeIdInUse)
+        if not ended.done():
+            ended.cancel()
     finally:
         if report is not None:
             report(services.runtime)
@@ -69,6 +77,7 @@ async def run_worker(settings: Settings, *, report: Callable[[AgentRuntime], Non
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
+    return not refused
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tradedesk worker: refusing to start: {exc}", file=sys.stderr)
         return 2
     logging.config.dictConfig(logging_config(settings))
-    asyncio.run(run_worker(settings))
-    return 0
+    return 0 if asyncio.run(run_worker(settings)) else 2
 
 
 if __name__ == "__main__":
