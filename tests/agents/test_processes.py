@@ -321,15 +321,53 @@ def test_a_killed_lease_holder_is_replaced_without_duplicate_or_lost_orders(
     assert result.status_code == 200 and result.json()["stopped"] == 1
     assert alice.get(agent_url).json()["state"] == "stopped"
 
+    assert_every_intent_reached_the_broker_once(world, agent_id, "DEMO01", flat=True)
+
+
+def assert_every_intent_reached_the_broker_once(
+    world: World, agent_id: int, user_id: str, *, flat: bool
+) -> None:
     intents = recorded_intents(world, agent_id)
     placed = [i for i in intents if i["kind"] == "place"]
-    ours = [o for o in broker_orders(world, "DEMO01") if (o.get("tag") or "").startswith(f"td{agent_id}-")]
+    ours = [o for o in broker_orders(world, user_id) if (o.get("tag") or "").startswith(f"td{agent_id}-")]
     tags = [o["tag"] for o in ours]
     assert len(tags) == len(set(tags)), "an intent reached the broker twice"
     assert sorted(tags) == sorted(i["tag"] for i in placed), "an intent was lost or unknown to the broker"
     assert all(i["status"] == "sent" for i in placed)
-    net = sum(o["filled_quantity"] * (1 if o["transaction_type"] == "BUY" else -1) for o in ours)
-    assert net == 0
+    if flat:
+        net = sum(o["filled_quantity"] * (1 if o["transaction_type"] == "BUY" else -1) for o in ours)
+        assert net == 0
+
+
+def test_a_worker_told_to_stop_hands_its_agents_over_at_once(
+    world: World, browsers: list[httpx.Client]
+) -> None:
+    """SIGTERM (a deploy, a scale-in): the worker releases its leases as it stops, so the other takes the
+    agent over within a reconcile or two, not after the lease TTL, and no order is sent twice."""
+    alice = signed_in(world, "DEMO01", browsers)
+    started = alice.post(
+        f"{world.apis['a']}/api/agents",
+        json={"strategy": "sma_crossover", "params": {"fast": 2, "slow": 3, "tradingsymbol": "SBIN"}},
+    )
+    assert started.status_code == 201, started.text
+    agent_id = started.json()["id"]
+    agent_url = f"{world.apis['b']}/api/agents/{agent_id}"
+    holder = wait_for(lambda: alice.get(agent_url).json()["runtime"], timeout_s=15)
+    wait_for(lambda: len(recorded_intents(world, agent_id)) >= 1, timeout_s=90, every_s=0.5)
+    proc = world.workers[holder]
+    assert proc.popen is not None
+    proc.popen.send_signal(signal.SIGTERM)
+    told_at = time.monotonic()
+    other = "w2" if holder == "w1" else "w1"
+    wait_for(lambda: alice.get(agent_url).json()["runtime"] == other, timeout_s=LEASE_TTL_S, every_s=0.05)
+    handover_s = time.monotonic() - told_at
+    print(f"\nhandover after SIGTERM: {handover_s:.2f} s (lease TTL {LEASE_TTL_S:.0f} s)")
+    assert handover_s < 2.0, f"took {handover_s:.2f} s: the leases were not released on SIGTERM"
+    assert proc.popen.wait(timeout=10) == 0
+    before = len(recorded_intents(world, agent_id))
+    wait_for(lambda: len(recorded_intents(world, agent_id)) > before, timeout_s=90, every_s=0.5)
+    assert alice.post(f"{world.apis['a']}/api/agents/stop-all").status_code == 200
+    assert_every_intent_reached_the_broker_once(world, agent_id, "DEMO01", flat=True)
 
 
 def test_restarting_every_process_resumes_every_agent(world: World, browsers: list[httpx.Client]) -> None:
