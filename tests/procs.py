@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -66,3 +67,30 @@ class Proc:
 
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
+
+
+def request_token(kite: str, user_id: str, api_key: str) -> str:
+    """kitesim's login form, submitted as a browser would; the request token off its redirect."""
+    answer = httpx.post(
+        f"{kite}/connect/login", data={"user_id": user_id, "password": "demo", "api_key": api_key}
+    )
+    assert answer.status_code == 302, answer.text
+    return parse_qs(urlsplit(answer.headers["location"]).query)["request_token"][0]
+
+
+def sign_in_over_http(
+    api: str, kite: str, user_id: str, *, origin: str, api_key: str, api_secret: str
+) -> httpx.Client:
+    """A browser-like client signed in to a real API process through the real chain, CSRF token set."""
+    browser = httpx.Client(headers={"Origin": origin}, timeout=10)
+    status = browser.post(
+        f"{api}/api/auth/authenticate",
+        json={
+            "api_key": api_key,
+            "api_secret": api_secret,
+            "request_token": request_token(kite, user_id, api_key),
+        },
+    )
+    assert status.status_code == 200, status.text
+    browser.headers["X-CSRF-Token"] = status.json()["csrf_token"]
+    return browser

@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         # Requests are logged by tradedesk.http, without the query strings that carry sign-in tokens.
         access_log=False,
         h11_max_incomplete_event_size=settings.max_header_bytes + 1024,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
     return 0
 

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # Development without configured keys: per-install random keys are generated into this file.
     key_file: str = ".tradedesk-keys.json"
 
+    # SIGTERM: stop accepting, end live streams with a retry hint, and give requests in flight this long.
+    shutdown_timeout_s: int = Field(default=10, ge=1, le=300)
+
     agent_runtime: Literal["on", "off"] = "on"
     # Names this process's runtime in leases and on the agents it drives; unset: host name, pid and a
     # random suffix (unique per start).

@@ -14,14 +14,14 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
 from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET, REDIS_URL, as_app_role
-from tests.procs import Proc, free_port, python_module
+from tests.procs import Proc, free_port, python_module, sign_in_over_http
+from tests.procs import request_token as procs_request_token
 from tradedesk.kit.crypto import generate_key
 
 pytestmark = pytest.mark.multiprocess
@@ -113,11 +113,7 @@ def world(clean_database: str, redis_prefix: str) -> Iterator[World]:
 
 
 def request_token(kite: str, user_id: str) -> str:
-    answer = httpx.post(
-        f"{kite}/connect/login", data={"user_id": user_id, "password": "demo", "api_key": DEMO_API_KEY}
-    )
-    assert answer.status_code == 302, answer.text
-    return parse_qs(urlsplit(answer.headers["location"]).query)["request_token"][0]
+    return procs_request_token(kite, user_id, DEMO_API_KEY)
 
 
 @pytest.fixture
@@ -129,18 +125,10 @@ def browsers() -> Iterator[list[httpx.Client]]:
 
 
 def signed_in(world: World, user_id: str, browsers: list[httpx.Client]) -> httpx.Client:
-    browser = httpx.Client(headers={"Origin": SPA}, timeout=10)
-    browsers.append(browser)
-    status = browser.post(
-        f"{world.apis['a']}/api/auth/authenticate",
-        json={
-            "api_key": DEMO_API_KEY,
-            "api_secret": DEMO_API_SECRET,
-            "request_token": request_token(world.kite, user_id),
-        },
+    browser = sign_in_over_http(
+        world.apis["a"], world.kite, user_id, origin=SPA, api_key=DEMO_API_KEY, api_secret=DEMO_API_SECRET
     )
-    assert status.status_code == 200, status.text
-    browser.headers["X-CSRF-Token"] = status.json()["csrf_token"]
+    browsers.append(browser)
     return browser
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -56,6 +58,7 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 SESSION_RECHECK_S = 5.0
 SSE_RETRY_MS = 2000
 SSE_PING_S = 15
+SSE_SHUTDOWN_GRACE_S = 1.0
 
 
 @router.get(
@@ -176,17 +179,25 @@ async def live_events(
         record = await get_optional_session(request)
         return record is not None and record.key_hash == key_hash
 
+    # Set when this process is told to stop (SIGTERM): the stream says goodbye with a retry hint.
+    shutdown = anyio.Event()
     return EventSourceResponse(
-        _stream(subscription, broker_id=broker_id, still_signed_in=still_signed_in),
+        _stream(subscription, broker_id=broker_id, still_signed_in=still_signed_in, shutdown=shutdown),
         ping=SSE_PING_S,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        shutdown_event=shutdown,
+        shutdown_grace_period=SSE_SHUTDOWN_GRACE_S,
     )
 
 
+class _ShuttingDown:
+    """The queue's marker that the process is stopping."""
+
+
 async def _stream(
-    subscription: AsyncIterator[LiveEvent], *, broker_id: str, still_signed_in: Any
+    subscription: AsyncIterator[LiveEvent], *, broker_id: str, still_signed_in: Any, shutdown: anyio.Event
 ) -> AsyncIterator[ServerSentEvent]:
-    queue: asyncio.Queue[LiveEvent | BaseException] = asyncio.Queue(maxsize=1000)
+    queue: asyncio.Queue[LiveEvent | BaseException | _ShuttingDown] = asyncio.Queue(maxsize=1000)
 
     async def pump() -> None:
         try:
@@ -195,7 +206,12 @@ async def _stream(
         except Exception as exc:
             await queue.put(exc)
 
+    async def watch_shutdown() -> None:
+        await shutdown.wait()
+        await queue.put(_ShuttingDown())
+
     task = asyncio.create_task(pump())
+    watcher = asyncio.create_task(watch_shutdown())
     yield ServerSentEvent(comment="connected", retry=SSE_RETRY_MS)
     check_at = time.monotonic() + SESSION_RECHECK_S
     try:
@@ -207,6 +223,12 @@ async def _stream(
                     return
                 check_at = time.monotonic() + SESSION_RECHECK_S
                 continue
+            if isinstance(item, _ShuttingDown):
+                # Spread the reconnects of every stream this process held over a few seconds, so that
+                # the other instances are not hit by all of them in the same instant.
+                retry_ms = SSE_RETRY_MS + random.randrange(SSE_RETRY_MS * 2)  # noqa: S311
+                yield ServerSentEvent(comment="server shutting down; reconnect", retry=retry_ms)
+                return
             if isinstance(item, BaseException):
                 # The bus failed (Redis down): end the stream; the browser reconnects with Last-Event-ID.
                 return
@@ -216,9 +238,10 @@ async def _stream(
                 data=json.dumps(item.data, separators=(",", ":")), event=item.kind, id=item.id
             )
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for helper in (task, watcher):
+            helper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await helper
         aclose = getattr(subscription, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(Exception):
