@@ -69,6 +69,7 @@ export function EventStreamProvider({ children, enabled }: { children: ReactNode
     if (!enabled) return;
     const controller = new AbortController();
     let attempt = 0;
+    let parser = new SseParser();
     let timer: number | undefined;
     let stopped = false;
 
@@ -76,7 +77,7 @@ export function EventStreamProvider({ children, enabled }: { children: ReactNode
       setConnectivity(attempt === 0 ? "connecting" : "reconnecting");
       const headers: Record<string, string> = { Accept: "text/event-stream" };
       if (lastId.current !== null) headers["Last-Event-ID"] = lastId.current;
-      const parser = new SseParser();
+      parser = new SseParser();
       try {
         const response = await fetch(apiUrl("/api/events"), {
           credentials: "include",
@@ -120,7 +121,10 @@ export function EventStreamProvider({ children, enabled }: { children: ReactNode
       if (stopped) return;
       // The stream ended or failed: come back with Last-Event-ID after a growing pause.
       setConnectivity(attempt >= 2 ? "offline" : "reconnecting");
-      const delay = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] ?? 15000;
+      // After a stream that was live, the server's own hint (a stopping instance spreads its clients'
+      // returns); after failed attempts, a growing pause.
+      const backoff = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)] ?? 15000;
+      const delay = attempt === 0 && parser.retryMs !== null ? parser.retryMs : backoff;
       attempt += 1;
       timer = window.setTimeout(() => void run(), delay);
     };
