@@ -10,7 +10,7 @@ SPA_BUILD := frontend/dist/index.html
 SPA_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html \
 	frontend/vite.config.ts frontend/tsconfig.json
 
-.PHONY: run test lint migrate bench mutate venv services clean spa spa-deps spa-test api-client chromium
+.PHONY: run test lint migrate bench mutate venv services clean spa spa-deps spa-test api-client test-packages
 
 venv: $(STAMP)
 
@@ -44,11 +44,15 @@ api-client: venv $(NPM_STAMP)
 spa-test: $(NPM_STAMP)
 	cd frontend && npm run -s typecheck && npm run -s check:api && npm test -- --reporter=dot
 
-# Debian's chromium for the browser tests (the browser download of test tools does not work everywhere).
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Debian's packages the tests drive: chromium for the browser run (the browser download of test tools does not
+# work everywhere) and pgbouncer for PostgreSQL behind a transaction-pooling proxy.
+test-packages:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null 2>&1 || missing="$$missing pgbouncer"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 migrate: venv
 	$(PY) -m alembic upgrade head
@@ -61,7 +65,7 @@ lint: venv
 services:
 	@bash .ci/services
 
-test: venv services lint spa-test $(SPA_BUILD) chromium
+test: venv services lint spa-test $(SPA_BUILD) test-packages
 	$(VENV)/bin/pytest -q
 
 bench: venv services

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.DEVELOPMENT
     database_url: str = "sqlite+aiosqlite:///./tradedesk.db"
+    # Off behind a transaction-pooling proxy (pgbouncer pool_mode = transaction): no prepared statement
+    # outlives its transaction. Tenant binding is set_config(..., true), transaction-local either way.
+    database_statement_cache: bool = True
     # Unset: SQL-backed sessions and in-process leases (one process only).
     redis_url: str | None = None
     redis_key_prefix: str = "td:"

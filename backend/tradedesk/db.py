@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
@@ -14,11 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tradedesk.errors import is_database_outage
 
 
-def create_engine(database_url: str, *, pre_ping: bool = True, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, pre_ping: bool = True, pool_size: int = 10, statement_cache: bool = True
+) -> AsyncEngine:
     """``pre_ping``: test each pooled connection before use (one round trip more per transaction). An agent
     worker turns it off: a connection that died with the server fails one tick, which the next one
     retries, and every order pays the round trip otherwise. ``pool_size`` connections stay open; as many
-    again may open for a burst (and close after it, which costs a connect each time)."""
+    again may open for a burst (and close after it, which costs a connect each time). ``statement_cache``
+    off: behind a transaction-pooling proxy (pgbouncer ``pool_mode = transaction``) consecutive transactions
+    of one connection reach different server connections, so no prepared statement may outlive its
+    transaction: none is cached, and each gets a unique name."""
     # Statement parameters are user input and credentials: never part of an error message or a log line.
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, hide_parameters=True, connect_args={"timeout": 15})
@@ -38,7 +44,7 @@ def create_engine(database_url: str, *, pre_ping: bool = True, pool_size: int = 
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=5,
-        connect_args={"timeout": 3},
+        connect_args={"timeout": 3, **({} if statement_cache else _NO_STATEMENT_CACHE)},
     )
 
     @event.listens_for(engine.sync_engine, "do_connect")
@@ -51,6 +57,13 @@ def create_engine(database_url: str, *, pre_ping: bool = True, pool_size: int = 
             raise OperationalError(None, None, exc, connection_invalidated=True) from exc
 
     return engine
+
+
+_NO_STATEMENT_CACHE: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: f"__td_{uuid.uuid4().hex}__",
+}
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

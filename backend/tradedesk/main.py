@@ -61,7 +61,7 @@ def build_state(
     kite_transport: httpx.AsyncBaseTransport | None = None,
 ) -> ApiServices:
     clock = clock or SystemClock()
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, statement_cache=settings.database_statement_cache)
     sessionmaker = create_sessionmaker(engine)
     cipher = CredentialCipher(settings.effective_encryption_keys)
     redis = (

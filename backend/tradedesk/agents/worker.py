@@ -33,7 +33,12 @@ async def run_worker(settings: Settings, *, report: Callable[[AgentRuntime], Non
     """Run until SIGTERM/SIGINT; ``report`` (benchmarks) sees the runtime before it shuts down. False when
     the runtime refused to run (its id is in use by another live process)."""
     # A cycle's burst of orders writes from many agents at once: keep their connections open.
-    engine = create_engine(settings.database_url, pre_ping=False, pool_size=30)
+    engine = create_engine(
+        settings.database_url,
+        pre_ping=False,
+        pool_size=30,
+        statement_cache=settings.database_statement_cache,
+    )
     redis = (
         create_redis(settings.redis_url, timeout_s=settings.redis_timeout_s) if settings.redis_url else None
     )
