@@ -138,6 +138,8 @@ class Fill(Base):
         ),
     )
 
+    # On PostgreSQL the primary key is (broker_id, id) (migration 0007: distributable by broker_id);
+    # ``id`` alone is unique either way, and SQLite's rowid numbers it.
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     broker_id: Mapped[str] = mapped_column(String(32))
     trade_id: Mapped[str] = mapped_column(String(64))
@@ -183,6 +185,7 @@ class Trade(Base):
         ),
     )
 
+    # Primary key (broker_id, id) on PostgreSQL, as for fills.
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     broker_id: Mapped[str] = mapped_column(String(32))
     exchange: Mapped[str] = mapped_column(String(8))
