@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, cast
 
 import hiredis
@@ -99,6 +100,27 @@ def create_redis(url: str, *, timeout_s: float) -> Redis:
         # connections the server has closed, and hands out the ones a Redis restart left dead.
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
+
+
+def tls_context(params: Mapping[str, Any]) -> ssl.SSLContext:
+    """The TLS of a ``rediss://`` URL, read the way redis-py reads it (``ssl_ca_certs``, ``ssl_cert_reqs``):
+    the server's certificate is verified against the given CA (else the system's) and its name checked,
+    unless the URL itself says ``ssl_cert_reqs=none``."""
+    context = ssl.create_default_context(cafile=params.get("ssl_ca_certs"))
+    requirement = str(params.get("ssl_cert_reqs", "required")).lower()
+    if requirement in ("none", "cert_none"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif requirement in ("optional", "cert_optional"):
+        context.verify_mode = ssl.CERT_OPTIONAL
+    check = params.get("ssl_check_hostname")
+    if (
+        check is not None
+        and str(check).lower() in ("false", "0", "no")
+        and context.verify_mode != ssl.CERT_NONE
+    ):
+        context.check_hostname = False
+    return context
 
 
 class _RespProtocol(asyncio.Protocol):
@@ -235,7 +257,7 @@ class SessionReadChannel:
                             _RespProtocol,
                             str(params.get("host", "localhost")),
                             int(params.get("port", 6379)),
-                            ssl=ssl.create_default_context() if tls else None,
+                            ssl=tls_context(params) if tls else None,
                         )
             except (OSError, TimeoutError) as exc:
                 raise ConnectionError(f"cannot reach Redis: {exc!r}") from exc
