@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -63,6 +64,44 @@ class Proc:
                 self.popen.kill()
                 self.popen.wait()
         self.popen = None
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], *, what: str, timeout_s: float = 10) -> None:
+    """Until something listens on the loopback port; fails at once if ``proc`` exits first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            assert proc.poll() is None, f"{what} exited (status {proc.returncode})"
+            assert time.monotonic() < deadline, f"{what} did not listen on {port}"
+            time.sleep(0.05)
+
+
+def shared_env(
+    database_url: str, redis_prefix: str, *, kite: str, spa: str, callback_api: str, **extra: str
+) -> dict[str, str]:
+    """The settings every process of one distributed deployment shares: PostgreSQL as the app role, one
+    Redis prefix, keys given explicitly (a key file is per install), kitesim as the broker, its redirect
+    to ``callback_api``'s callback. ``spa`` is the SPA origin (comma-separated for several)."""
+    from tests.conftest import REDIS_URL, as_app_role
+    from tradedesk.kit.crypto import generate_key
+
+    return {
+        "TRADEDESK_DATABASE_URL": as_app_role(database_url),
+        "TRADEDESK_REDIS_URL": REDIS_URL,
+        "TRADEDESK_REDIS_KEY_PREFIX": redis_prefix,
+        "TRADEDESK_CORS_ORIGINS": spa,
+        "TRADEDESK_SPA_URL": spa.split(",")[0],
+        "TRADEDESK_SECRET_KEYS": "shared-secret-" + uuid.uuid4().hex,
+        "TRADEDESK_ENCRYPTION_KEYS": generate_key(),
+        "TRADEDESK_KITE_API_URL": kite,
+        "TRADEDESK_KITE_LOGIN_URL": f"{kite}/connect/login",
+        "TRADEDESK_LOG_FORMAT": "text",
+        "KITESIM_REDIRECT_URL": f"{callback_api}/api/auth/callback",
+        **extra,
+    }
 
 
 def python_module(module: str, *args: str) -> list[str]:

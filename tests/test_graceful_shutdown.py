@@ -7,15 +7,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET, REDIS_URL, as_app_role
-from tests.procs import Proc, free_port, python_module, sign_in_over_http
-from tradedesk.kit.crypto import generate_key
+from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET
+from tests.procs import Proc, free_port, python_module, shared_env, sign_in_over_http
 
 pytestmark = pytest.mark.multiprocess
 
@@ -27,21 +25,15 @@ def instances(clean_database: str, redis_prefix: str) -> Iterator[tuple[str, dic
     kite_port = free_port()
     kite = f"http://127.0.0.1:{kite_port}"
     ports = {"a": free_port(), "b": free_port()}
-    env = {
-        "TRADEDESK_DATABASE_URL": as_app_role(clean_database),
-        "TRADEDESK_REDIS_URL": REDIS_URL,
-        "TRADEDESK_REDIS_KEY_PREFIX": redis_prefix,
-        "TRADEDESK_CORS_ORIGINS": SPA,
-        "TRADEDESK_SPA_URL": SPA,
-        "TRADEDESK_SECRET_KEYS": "shutdown-" + uuid.uuid4().hex,
-        "TRADEDESK_ENCRYPTION_KEYS": generate_key(),
-        "TRADEDESK_KITE_API_URL": kite,
-        "TRADEDESK_KITE_LOGIN_URL": f"{kite}/connect/login",
-        "TRADEDESK_AGENT_RUNTIME": "off",
-        "TRADEDESK_SHUTDOWN_TIMEOUT_S": "5",
-        "TRADEDESK_LOG_FORMAT": "text",
-        "KITESIM_REDIRECT_URL": f"http://127.0.0.1:{ports['a']}/api/auth/callback",
-    }
+    env = shared_env(
+        clean_database,
+        redis_prefix,
+        kite=kite,
+        spa=SPA,
+        callback_api=f"http://127.0.0.1:{ports['a']}",
+        TRADEDESK_AGENT_RUNTIME="off",
+        TRADEDESK_SHUTDOWN_TIMEOUT_S="5",
+    )
     kitesim = Proc(
         python_module("kitesim", "--port", str(kite_port)),
         env=env,

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import socket
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import ClientFactory, SignIn, as_app_role, make_settings
-from tests.procs import free_port
+from tests.procs import free_port, wait_for_port
 from tradedesk.kit.clock import ManualClock
 from tradedesk.main import create_app
 
@@ -97,14 +95,7 @@ def tls_redis(tmp_path: Path) -> Iterator[TlsRedis]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "redis-server with TLS did not start"
-            time.sleep(0.05)
+    wait_for_port(port, proc, what="redis-server with TLS")
     try:
         yield TlsRedis(port=port, ca=ca_path, other_ca=other_path)
     finally:

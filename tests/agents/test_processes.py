@@ -10,7 +10,6 @@ import json
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -19,10 +18,9 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET, REDIS_URL, as_app_role
-from tests.procs import Proc, free_port, python_module, sign_in_over_http
+from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET
+from tests.procs import Proc, free_port, python_module, shared_env, sign_in_over_http
 from tests.procs import request_token as procs_request_token
-from tradedesk.kit.crypto import generate_key
 
 pytestmark = pytest.mark.multiprocess
 
@@ -38,21 +36,15 @@ class World:
         kite_port, port_a, port_b = free_port(), free_port(), free_port()
         self.kite = f"http://127.0.0.1:{kite_port}"
         self.apis = {"a": f"http://127.0.0.1:{port_a}", "b": f"http://127.0.0.1:{port_b}"}
-        env = {
-            "TRADEDESK_DATABASE_URL": as_app_role(database_url),
-            "TRADEDESK_REDIS_URL": REDIS_URL,
-            "TRADEDESK_REDIS_KEY_PREFIX": redis_prefix,
-            "TRADEDESK_CORS_ORIGINS": SPA,
-            "TRADEDESK_SPA_URL": SPA,
-            "TRADEDESK_SECRET_KEYS": "agent-process-secret-" + uuid.uuid4().hex,
-            "TRADEDESK_ENCRYPTION_KEYS": generate_key(),
-            "TRADEDESK_KITE_API_URL": self.kite,
-            "TRADEDESK_KITE_LOGIN_URL": f"{self.kite}/connect/login",
-            "TRADEDESK_CLOCK": "kitesim",
-            "TRADEDESK_AGENT_LEASE_TTL_S": str(LEASE_TTL_S),
-            "TRADEDESK_LOG_FORMAT": "text",
-            "KITESIM_REDIRECT_URL": f"{self.apis['a']}/api/auth/callback",
-        }
+        env = shared_env(
+            database_url,
+            redis_prefix,
+            kite=self.kite,
+            spa=SPA,
+            callback_api=self.apis["a"],
+            TRADEDESK_CLOCK="kitesim",
+            TRADEDESK_AGENT_LEASE_TTL_S=str(LEASE_TTL_S),
+        )
         self.kitesim = Proc(
             python_module(
                 "kitesim", "--port", str(kite_port), "--speed", str(SPEED), "--start-at", MONDAY_0920_IST

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import pytest
 
-from tests.conftest import REDIS_URL, as_app_role
-from tests.procs import Proc, free_port, python_module
+from tests.procs import Proc, free_port, python_module, shared_env
 from tests.support.agents import build_runtime
 from tradedesk.agents.runtime import RuntimeIdInUse
-from tradedesk.kit.crypto import generate_key
 
 TTL_MS = 400
 
@@ -53,16 +50,15 @@ async def test_a_name_left_by_a_killed_process_is_taken_up_after_the_ttl(api: An
 def test_a_duplicate_worker_process_exits_with_a_clear_log_line(
     clean_database: str, redis_prefix: str
 ) -> None:
-    env = {
-        "TRADEDESK_DATABASE_URL": as_app_role(clean_database),
-        "TRADEDESK_REDIS_URL": REDIS_URL,
-        "TRADEDESK_REDIS_KEY_PREFIX": redis_prefix,
-        "TRADEDESK_SECRET_KEYS": "runtime-id-" + uuid.uuid4().hex,
-        "TRADEDESK_ENCRYPTION_KEYS": generate_key(),
-        "TRADEDESK_KITE_API_URL": f"http://127.0.0.1:{free_port()}",
-        "TRADEDESK_AGENT_LEASE_TTL_S": "1",
-        "TRADEDESK_LOG_FORMAT": "text",
-    }
+    unused = f"http://127.0.0.1:{free_port()}"  # no broker is needed to refuse a start
+    env = shared_env(
+        clean_database,
+        redis_prefix,
+        kite=unused,
+        spa=unused,
+        callback_api=unused,
+        TRADEDESK_AGENT_LEASE_TTL_S="1",
+    )
     first = Proc(
         python_module("tradedesk.agents.worker", "--runtime-id", "w-dup"),
         env=env,

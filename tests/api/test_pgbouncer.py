@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,7 +20,7 @@ import pytest
 
 from tests.api.conftest import MakeTrader, round_trips
 from tests.conftest import APP_ROLE, make_settings
-from tests.procs import free_port
+from tests.procs import free_port, wait_for_port
 from tradedesk.kit.clock import ManualClock
 from tradedesk.main import create_app
 
@@ -62,19 +60,10 @@ def pgbouncer(clean_database: str) -> Iterator[str]:
     log_path = folder / "pgbouncer.log"
     with log_path.open("wb") as log:  # opened here: whichever user pgbouncer becomes can write to it
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            assert proc.poll() is None, (
-                (folder / "pgbouncer.log").read_text()
-                if (folder / "pgbouncer.log").exists()
-                else "pgbouncer exited"
-            )
-            assert time.monotonic() < deadline, "pgbouncer did not listen"
-            time.sleep(0.1)
+    try:
+        wait_for_port(port, proc, what="pgbouncer")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {log_path.read_text()}") from exc
     try:
         yield f"postgresql+asyncpg://{APP_ROLE}@127.0.0.1:{port}/{database}"
     finally:

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -36,9 +35,8 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET, REDIS_URL, as_app_role
-from tests.procs import ROOT, Proc, free_port, python_module
-from tradedesk.kit.crypto import generate_key
+from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET
+from tests.procs import ROOT, Proc, free_port, python_module, shared_env
 
 pytestmark = pytest.mark.multiprocess
 
@@ -71,21 +69,15 @@ class World:
         self.kite = f"http://127.0.0.1:{kite_port}"
         self.apis = {"a": f"http://127.0.0.1:{api_a}", "b": f"http://127.0.0.1:{api_b}"}
         self.spas = {"a": f"http://127.0.0.1:{spa_a}", "b": f"http://127.0.0.1:{spa_b}"}
-        self.env = {
-            "TRADEDESK_DATABASE_URL": as_app_role(database_url),
-            "TRADEDESK_REDIS_URL": REDIS_URL,
-            "TRADEDESK_REDIS_KEY_PREFIX": redis_prefix,
-            "TRADEDESK_CORS_ORIGINS": ",".join(self.spas.values()),
-            # kitesim knows one redirect URL (instance a's callback), which sends the browser to SPA a.
-            "TRADEDESK_SPA_URL": self.spas["a"],
-            "TRADEDESK_SECRET_KEYS": "e2e-secret-" + uuid.uuid4().hex,
-            "TRADEDESK_ENCRYPTION_KEYS": generate_key(),
-            "TRADEDESK_KITE_API_URL": self.kite,
-            "TRADEDESK_KITE_LOGIN_URL": f"{self.kite}/connect/login",
-            "TRADEDESK_CLOCK": "kitesim",
-            "TRADEDESK_LOG_FORMAT": "text",
-            "KITESIM_REDIRECT_URL": f"{self.apis['a']}/api/auth/callback",
-        }
+        # kitesim knows one redirect URL (instance a's callback), which sends the browser to SPA a.
+        self.env = shared_env(
+            database_url,
+            redis_prefix,
+            kite=self.kite,
+            spa=",".join(self.spas.values()),
+            callback_api=self.apis["a"],
+            TRADEDESK_CLOCK="kitesim",
+        )
         self.kitesim = Proc(
             python_module("kitesim", "--port", str(kite_port), "--start-at", TODAY_0920_IST),
             env=self.env,

@@ -294,9 +294,10 @@ class TradingService:
             grouped[(fill.exchange, fill.tradingsymbol, fill.product)].append(fill)
         new_ids = {fill.id for fill in new_fills}
         repo = TradeRepository(db, record.broker_id)
+        # One read for the whole sync (more only for an instrument replayed from its first fill).
+        labels = await _agent_tag_labels(db, record.broker_id, new_fills)
         closed_total = 0
         for key, key_fills in grouped.items():
-            labels = await _agent_tag_labels(db, record.broker_id, key_fills)
             executions = sorted((_execution(f, labels) for f in key_fills), key=execution_order)
             seen_until = await fills.latest_before(key, excluding=new_ids)
             if seen_until is not None and executions[0].at < seen_until:
@@ -306,7 +307,7 @@ class TradingService:
                 await repo.delete_instrument(key)
                 existing: list[Trade] = []
                 replayed = await fills.all_for(key)
-                labels = await _agent_tag_labels(db, record.broker_id, replayed)
+                labels |= await _agent_tag_labels(db, record.broker_id, replayed)
                 executions = sorted((_execution(f, labels) for f in replayed), key=execution_order)
             else:
                 existing = await repo.open_lots(key)

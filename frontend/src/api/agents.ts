@@ -13,15 +13,12 @@ export type Agent = Schemas["AgentRead"];
 export type AgentEvent = Schemas["EventRead"];
 export type Strategy = Schemas["StrategyRead"];
 export type ParamChange = Schemas["ParamChangeRead"];
-export type StopAllResult = Schemas["StopAllResult"];
 /** A strategy's parameter set, as the API stores and returns it (JSON values). */
 export type ParamValues = Record<string, unknown>;
 
 export const agentKeys = {
-  all: ["agents"] as const,
   list: ["agents", "list"] as const,
   strategies: ["agents", "strategies"] as const,
-  agent: (id: number) => ["agents", "agent", id] as const,
   allEvents: ["agents", "events"] as const,
   events: (id: number) => ["agents", "events", id] as const,
   params: (strategy: string) => ["agents", "params", strategy] as const,
@@ -39,13 +36,6 @@ export function useAgents(options: { refreshWhileLiveMs?: number } = {}) {
     queryFn: () => call(api.GET("/api/agents")),
     refetchInterval: (query) =>
       every !== undefined && (query.state.data ?? []).some((a) => LIVE_STATES.has(a.state)) ? every : false,
-  });
-}
-
-export function useAgent(id: number) {
-  return useQuery({
-    queryKey: agentKeys.agent(id),
-    queryFn: () => call(api.GET("/api/agents/{agent_id}", { params: { path: { agent_id: id } } })),
   });
 }
 
@@ -72,7 +62,6 @@ export function putAgent(queryClient: QueryClient, agent: Agent): void {
     next[at] = merged;
     return next;
   });
-  queryClient.setQueryData<Agent>(agentKeys.agent(agent.id), (known) => newerAgent(known, agent));
 }
 
 export function useStrategies() {

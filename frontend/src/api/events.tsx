@@ -17,7 +17,6 @@ type Listener = (message: LiveMessage) => void;
 
 interface StreamApi {
   connectivity: Connectivity;
-  lastEventId: string | null;
   subscribe: (listener: Listener) => () => void;
   reconnect: () => void;
 }
@@ -146,7 +145,6 @@ export function EventStreamProvider({ children, enabled }: { children: ReactNode
   const value = useMemo<StreamApi>(
     () => ({
       connectivity: enabled ? connectivity : "offline",
-      lastEventId: lastId.current,
       subscribe,
       reconnect,
     }),

@@ -23,9 +23,7 @@ export type PnlSummary = Schemas["PnlSummary"];
 export type CumulativePoint = Schemas["CumulativePoint"];
 export type DailyStats = Schemas["DailyStats"];
 export type Trade = Schemas["TradeRead"];
-export type TradesPage = Schemas["TradesPage"];
 export type TradesSummary = Schemas["TradesSummary"];
-export type TradeFilterChoices = Schemas["TradeFilterChoices"];
 export type Positions = Schemas["PositionsRead"];
 export type Position = Schemas["PositionRead"];
 export type Risk = Schemas["RiskRead"];
@@ -51,7 +49,6 @@ export const TRADES_PAGE_SIZE = 100;
 export const POSITIONS_REFRESH_MS = 3000;
 
 export const tradingKeys = {
-  all: ["trading"] as const,
   pnl: ["trading", "pnl"] as const,
   pnlSummary: ["trading", "pnl", "summary"] as const,
   cumulative: (range: DayRange) => ["trading", "pnl", "cumulative", range.from ?? "", range.to ?? ""] as const,

@@ -67,17 +67,6 @@ export function formatTime(iso: string | null | undefined): string {
   return IST_TIME.format(new Date(iso));
 }
 
-/** The IST calendar day (YYYY-MM-DD) of an instant. */
-export function istDay(at: Date = new Date()): string {
-  const parts = new Intl.DateTimeFormat("en-CA", {
-    timeZone: IST_ZONE,
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-  }).format(at);
-  return parts;
-}
-
 /** Days are plain YYYY-MM-DD strings; arithmetic on them happens at UTC noon so no zone shifts a day. */
 export function addDays(day: string, n: number): string {
   const d = new Date(`${day}T12:00:00Z`);
