@@ -81,7 +81,8 @@ async def test_hung_redis_fails_the_session_read_within_a_second() -> None:
 
     from redis.exceptions import RedisError
 
-    from tradedesk.redis import SessionReadChannel
+    from tradedesk.redis import create_redis
+    from tradedesk.redis_tracking import TrackedKeys
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while await reader.read(4096):
@@ -90,34 +91,48 @@ async def test_hung_redis_fails_the_session_read_within_a_second() -> None:
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    channel = SessionReadChannel(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+    client = create_redis(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+    reads = TrackedKeys(client, prefix="td:sess:", timeout_s=0.5)
     started = time.monotonic()
     with pytest.raises(RedisError):
-        await channel.getex("td:sess:x", ex=60)
+        await reads.get("td:sess:x")
     assert time.monotonic() - started < 1.0
-    await channel.close()
+    assert not reads.live
+    await reads.close()
+    await client.aclose()
     server.close()
     await server.wait_closed()
 
 
-async def test_session_reads_pipeline_in_order() -> None:
-    """Many concurrent reads on the one connection each get their own key's value."""
+async def test_concurrent_session_reads_each_get_their_own_keys_value() -> None:
+    """Many concurrent reads, first from Redis and then from the tracked copy, each get their own key's
+    value; a missing key stays missing."""
     import asyncio
 
     from redis.asyncio import Redis
 
     from tests.conftest import REDIS_URL
-    from tradedesk.redis import SessionReadChannel
+    from tradedesk.redis import create_redis
+    from tradedesk.redis_tracking import TrackedKeys
 
     raw = Redis.from_url(REDIS_URL)
     keys = [f"tdtest:pipe:{i}" for i in range(200)]
     await raw.mset({key: key.encode() for key in keys[::2]})
-    channel = SessionReadChannel(REDIS_URL, timeout_s=0.5)
+    client = create_redis(REDIS_URL, timeout_s=0.5)
+    reads = TrackedKeys(client, prefix="tdtest:pipe:", timeout_s=0.5)
+    expected = [key.encode() if i % 2 == 0 else None for i, key in enumerate(keys)]
     try:
-        results = await asyncio.gather(*(channel.getex(key, ex=30) for key in keys))
-        assert results == [key.encode() if i % 2 == 0 else None for i, key in enumerate(keys)]
-        assert 0 < await raw.ttl(keys[0]) <= 30
+        assert await asyncio.gather(*(reads.get(key) for key in keys)) == expected
+        for _ in range(100):
+            if reads.live:
+                break
+            await asyncio.sleep(0.01)
+        assert await asyncio.gather(*(reads.get(key) for key in keys)) == expected  # fills the copy
+        hits = reads.stats.hits
+        assert await asyncio.gather(*(reads.get(key) for key in keys)) == expected
+        assert reads.stats.hits == hits + len(keys)
     finally:
-        await channel.close()
+        await reads.close()
+        await client.aclose()
         await raw.delete(*keys)
         await raw.aclose()

@@ -24,9 +24,9 @@ from tradedesk.db import create_sessionmaker
 from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError, generate_key
 from tradedesk.kit.repository import bind_tenant
 from tradedesk.models import BrokerCredentials
-from tradedesk.redis import SessionReadChannel, create_redis
+from tradedesk.redis import create_redis
 from tradedesk.sessions.record import SessionRecord, SessionRecordCodec
-from tradedesk.sessions.redis_store import RedisSessionStore
+from tradedesk.sessions.redis_store import RedisSessionStore, session_key
 from tradedesk.sessions.sql_store import SqlSessionStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +94,7 @@ async def stores(
     redis_store = RedisSessionStore(
         create_redis(REDIS_URL, timeout_s=0.5),
         prefix=redis_prefix,
-        reads=SessionReadChannel(REDIS_URL, timeout_s=0.5),
+        timeout_s=0.5,
         codec=codec,
     )
     yield SqlSessionStore(app_db, codec=codec), redis_store
@@ -137,7 +137,7 @@ async def test_rotation_rewrites_every_stored_ciphertext_under_the_newest_key(
     assert report.credentials.rotated == 1 and report.credentials.unreadable == ["CD5678"]
 
     raw = Redis.from_url(REDIS_URL)
-    assert await raw.ttl(f"{redis_prefix}sess:{in_redis.key_hash}") > 23 * 3600  # its expiry is kept
+    assert await raw.ttl(session_key(redis_prefix, in_redis.key_hash)) > 23 * 3600  # its expiry is kept
     await raw.aclose()
     for store, record in ((sql_store, in_sql), (redis_store, in_redis)):
         after = await store.load(record.key_hash, idle_timeout_s=3600)

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from tests.api.conftest import Trader
 from tests.conftest import REDIS_URL, ClientFactory, SignIn, kite_access_token
+from tradedesk.sessions.redis_store import session_key
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ async def test_rewriting_broker_id_in_ones_own_record_gives_no_access_to_another
 
     sessions = api.state.td.sessions  # type: ignore[attr-defined]
     cookie = a.api.cookies.get("tradedesk")
-    key = f"{redis_prefix}sess:{sessions.key_hash_of_cookie(cookie)}"
+    key = session_key(redis_prefix, sessions.key_hash_of_cookie(cookie))
     redis = Redis.from_url(REDIS_URL)
     try:
         stored = await redis.get(key)

@@ -22,9 +22,9 @@ from tradedesk.kit.clock import ManualClock
 from tradedesk.kit.crypto import CredentialCipher, generate_key
 from tradedesk.kit.signing import CookieSigner
 from tradedesk.models import WebSession
-from tradedesk.redis import SessionReadChannel, create_redis
+from tradedesk.redis import create_redis
 from tradedesk.sessions.record import SessionRecord, SessionRecordCodec, key_hash
-from tradedesk.sessions.redis_store import RedisSessionStore
+from tradedesk.sessions.redis_store import RedisSessionStore, session_key
 from tradedesk.sessions.service import SessionService, SignedInUser
 from tradedesk.sessions.sql_store import SqlSessionStore
 from tradedesk.sessions.store import SessionStore
@@ -58,20 +58,18 @@ async def probe(
 ) -> AsyncIterator[StoreProbe]:
     if request.param == "redis":
         redis = create_redis(REDIS_URL, timeout_s=0.5)
-        store: SessionStore = RedisSessionStore(
-            redis, prefix=redis_prefix, reads=SessionReadChannel(REDIS_URL, timeout_s=0.5), codec=CODEC
-        )
+        store: SessionStore = RedisSessionStore(redis, prefix=redis_prefix, codec=CODEC, timeout_s=0.5)
         raw = Redis.from_url(REDIS_URL)
 
         async def count() -> int:
             return len([k async for k in raw.scan_iter(match=f"{redis_prefix}sess:*")])
 
         async def redis_get(hashed: str) -> bytes | None:
-            value: bytes | None = await raw.get(f"{redis_prefix}sess:{hashed}")
+            value: bytes | None = await raw.get(session_key(redis_prefix, hashed))
             return value
 
         async def redis_put(hashed: str, value: bytes) -> None:
-            await raw.set(f"{redis_prefix}sess:{hashed}", value, keepttl=True)
+            await raw.set(session_key(redis_prefix, hashed), value, keepttl=True)
 
         yield StoreProbe(store, count, redis_get, redis_put)
         await raw.aclose()
@@ -120,7 +118,7 @@ class TestSessionStoreContract:
         before = await probe.count()  # type: ignore[operator]
         assert await probe.store.load(key_hash("nobody"), idle_timeout_s=3600) is None
         ghost = make_record()
-        assert await probe.store.save(ghost, expires_at=NOW + timedelta(days=1)) is False
+        assert await probe.store.save(ghost, expires_at=NOW + timedelta(days=1), now=NOW) is False
         assert await probe.count() == before  # type: ignore[operator]
         assert await probe.store.load(ghost.key_hash, idle_timeout_s=3600) is None
 
@@ -128,7 +126,7 @@ class TestSessionStoreContract:
         record = make_record()
         await probe.store.create(record, expires_at=NOW + timedelta(days=1), now=NOW)
         record.last_seen_at = NOW + timedelta(minutes=5)
-        assert await probe.store.save(record, expires_at=NOW + timedelta(days=1)) is True
+        assert await probe.store.save(record, expires_at=NOW + timedelta(days=1), now=NOW) is True
         loaded = await probe.store.load(record.key_hash, idle_timeout_s=3600)
         assert loaded is not None and loaded.last_seen_at == NOW + timedelta(minutes=5)
 
@@ -286,7 +284,7 @@ async def counted(redis_prefix: str) -> AsyncIterator[CountingRedisStore]:
     store = CountingRedisStore(
         create_redis(REDIS_URL, timeout_s=0.5),
         prefix=redis_prefix,
-        reads=SessionReadChannel(REDIS_URL, timeout_s=0.5),
+        timeout_s=0.5,
         codec=SessionRecordCodec([SECRET]),
     )
     yield store
@@ -316,21 +314,31 @@ def signed_in_user() -> SignedInUser:
 
 
 class TestSessionServiceOverRedis:
-    @pytest.mark.parametrize("length", [0, 1, 42, 44, 64])
+    @pytest.mark.parametrize("length", [0, 1, 43, 50, 52, 64])
     async def test_a_signed_id_of_the_wrong_length_never_reaches_the_store(
         self, counted: CountingRedisStore, length: int
     ) -> None:
         service = service_over(counted, ManualClock(NOW))
-        forged = CookieSigner([SECRET], salt="tradedesk.session").sign("x" * length)
+        forged = CookieSigner([SECRET], salt="tradedesk.session").sign(("0" * 8 + "x" * 64)[:length])
         assert service.key_hash_of_cookie(forged) is None
         assert await service.resolve(forged) is None
         assert counted.loads == 0
 
-    async def test_a_signed_id_of_43_characters_is_looked_up(self, counted: CountingRedisStore) -> None:
+    async def test_a_signed_id_of_a_slot_tag_and_43_characters_is_looked_up(
+        self, counted: CountingRedisStore
+    ) -> None:
         service = service_over(counted, ManualClock(NOW))
-        forged = CookieSigner([SECRET], salt="tradedesk.session").sign("x" * 43)
+        forged = CookieSigner([SECRET], salt="tradedesk.session").sign("0a1b2c3d" + "x" * 43)
         assert await service.resolve(forged) is None  # unknown, so anonymous: but it was looked up
         assert counted.loads == 1
+
+    async def test_a_signed_id_whose_slot_tag_is_not_hex_never_reaches_the_store(
+        self, counted: CountingRedisStore
+    ) -> None:
+        service = service_over(counted, ManualClock(NOW))
+        forged = CookieSigner([SECRET], salt="tradedesk.session").sign("{x}:y:zz" + "x" * 43)
+        assert await service.resolve(forged) is None
+        assert counted.loads == 0
 
     async def test_bad_signatures_and_no_cookie_never_reach_the_store(
         self, counted: CountingRedisStore
@@ -381,7 +389,7 @@ class TestSessionServiceOverRedis:
         store = RevokedWhileReading(
             create_redis(REDIS_URL, timeout_s=0.5),
             prefix=redis_prefix,
-            reads=SessionReadChannel(REDIS_URL, timeout_s=0.5),
+            timeout_s=0.5,
             codec=SessionRecordCodec([SECRET]),
         )
         clock = ManualClock(NOW)
@@ -413,7 +421,9 @@ class TestSessionServiceOverRedis:
     def test_new_sessions_carry_full_strength_secrets(self, counted: CountingRedisStore) -> None:
         service = service_over(counted, ManualClock(NOW))
         new = service.new_session(signed_in_user(), device_id="d", device_label="Firefox", ip=None)
-        assert len(new.cookie_value.split(".")[0]) == 43  # 256-bit session id
+        session_id = new.cookie_value.split(".")[0]
+        assert len(session_id) == 8 + 43  # the user's slot tag, then a 256-bit secret
+        assert session_id[:8] == new.record.key_hash[:8] and session_id[8:] not in new.record.key_hash
         assert len(new.record.csrf_token) == 43  # 256-bit CSRF token
         with pytest.raises(dataclasses.FrozenInstanceError):
             signed_in_user().credentials.access_token = "changed"  # type: ignore[misc]

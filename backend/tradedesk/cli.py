@@ -24,6 +24,7 @@ from tradedesk.kit.repository import tenant_session
 from tradedesk.models import BrokerCredentials, WebSession
 from tradedesk.redis import create_redis
 from tradedesk.sessions.record import SessionRecord, SessionRecordCodec
+from tradedesk.sessions.redis_store import key_hash_of_session_key, session_key_prefix
 
 ROTATE_KEYS_HELP = """\
 Re-encrypt every stored broker credential under the newest (first) key of TRADEDESK_ENCRYPTION_KEYS:
@@ -201,10 +202,9 @@ async def _rotate_redis_sessions(
     redis: Redis, prefix: str, cipher: CredentialCipher, codec: SessionRecordCodec, *, only: set[str] | None
 ) -> Tally:
     tally = Tally()
-    marker = f"{prefix}sess:"
-    async for name in redis.scan_iter(match=f"{marker}*", count=500):
+    async for name in redis.scan_iter(match=f"{session_key_prefix(prefix)}*", count=500):
         key = name.decode("utf-8") if isinstance(name, bytes) else str(name)
-        key_hash = key[len(marker) :]
+        key_hash = key_hash_of_session_key(prefix, key)
         for _ in range(5):
             # WATCH: if the API touches the record between our read and write, read it again.
             async with redis.pipeline(transaction=True) as pipe:

@@ -38,7 +38,7 @@ from tradedesk.middleware import (
     origin_of,
 )
 from tradedesk.ops.router import router as ops_router
-from tradedesk.redis import SessionReadChannel, create_redis
+from tradedesk.redis import create_redis
 from tradedesk.sessions.cookies import SessionCookieTransport
 from tradedesk.sessions.record import SessionRecordCodec
 from tradedesk.sessions.redis_store import RedisSessionStore
@@ -71,12 +71,9 @@ def build_state(
     codec = SessionRecordCodec(keys)
     store: SessionStore = (
         RedisSessionStore(
-            redis,
-            prefix=settings.redis_key_prefix,
-            reads=SessionReadChannel(settings.redis_url, timeout_s=settings.redis_timeout_s),
-            codec=codec,
+            redis, prefix=settings.redis_key_prefix, codec=codec, timeout_s=settings.redis_timeout_s
         )
-        if redis and settings.redis_url
+        if redis
         else SqlSessionStore(sessionmaker, codec=codec)
     )
     sessions = SessionService(store=store, settings=settings, clock=clock, cipher=cipher)

@@ -28,6 +28,7 @@ from tradedesk.agents.strategies.base import (
     Watch,
 )
 from tradedesk.agents.strategies.registry import STRATEGIES
+from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.kit.calendar import ist_day
 
 SYMBOL = "INFY"
@@ -215,6 +216,65 @@ class TestLeases:
         seen = await agent_of(trader, agent["id"])
         assert seen["runtime"] == "rt-b"
         assert any("Taken over by runtime rt-b" in e["message"] for e in await events_of(trader, agent["id"]))
+
+    async def test_one_users_unreadable_order_book_holds_back_only_that_users_agents(
+        self,
+        api: Any,
+        trader: httpx.AsyncClient,
+        other_trader: httpx.AsyncClient,
+        kitesim: Any,
+        sim_clock: SimClock,
+    ) -> None:
+        mine, theirs = await start(trader), await start(other_trader)
+        broker = BrokerFailingOrderReads(httpx.ASGITransport(app=kitesim))
+        state = api.state.td
+        runtime = scripted_runtime(api)
+        runtime._kite = KiteClient(base_url=state.settings.kite_api_url, timeout_s=5, transport=broker)
+        await runtime.tick()  # both claimed, both send B1
+        held = runtime._held[("DEMO01", mine["id"])]
+        assert held.credentials is not None
+        broker.failing_token = held.credentials.access_token
+        for _ in range(3):
+            sim_clock.advance(60)
+            await runtime.tick()  # DEMO01's order book cannot be read: only DEMO01 waits
+        assert broker.refused > 0
+        assert [o["tag"] for o in await broker_orders(kitesim, sim_clock, "DEMO01")] == [f"td{mine['id']}-1"]
+        assert sorted(o["tag"] for o in await broker_orders(kitesim, sim_clock, "DEMO02")) == [
+            f"td{theirs['id']}-1",
+            f"td{theirs['id']}-2",
+        ]
+
+        broker.failing_token = None
+        for _ in range(2):
+            sim_clock.advance(60)
+            await runtime.tick()
+        assert sorted(o["tag"] for o in await broker_orders(kitesim, sim_clock, "DEMO01")) == [
+            f"td{mine['id']}-1",
+            f"td{mine['id']}-2",
+        ]
+
+
+class BrokerFailingOrderReads(httpx.AsyncBaseTransport):
+    """The broker's gateway failing one account's order book reads (HTTP 503) and serving everything else."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.failing_token: str | None = None
+        self.refused = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        token = self.failing_token
+        if (
+            token is not None
+            and request.method == "GET"
+            and request.url.path == "/orders"
+            and request.headers.get("authorization", "").endswith(f":{token}")
+        ):
+            self.refused += 1
+            return httpx.Response(
+                503, json={"status": "error", "error_type": "NetworkException", "message": "Gateway down"}
+            )
+        return await self.inner.handle_async_request(request)
 
 
 class TestLifecycle:

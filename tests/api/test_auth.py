@@ -295,7 +295,7 @@ class TestStatus:
         self, client: httpx.AsyncClient, api: object
     ) -> None:
         sessions = api.state.td.sessions  # type: ignore[attr-defined]
-        forged = sessions._signer.sign("x" * 43)
+        forged = sessions._signer.sign("0123abcd" + "x" * 43)
         client.cookies.set("tradedesk", forged, domain="api.test")
         assert (await client.get("/api/auth/status")).json()["authenticated"] is False
         assert await sessions.store.load(sessions.key_hash_of_cookie(forged), idle_timeout_s=60) is None

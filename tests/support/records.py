@@ -5,14 +5,14 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from tradedesk.sessions.record import SessionRecord, key_hash
+from tradedesk.sessions.record import SessionRecord, new_session_id, session_key_hash
 
 
 def make_record(
     broker_id: str = "AB1234", *, now: datetime, credentials_enc: str = "ciphertext"
 ) -> SessionRecord:
     return SessionRecord(
-        key_hash=key_hash(secrets.token_urlsafe(32)),
+        key_hash=session_key_hash(new_session_id(broker_id)),
         handle=secrets.token_urlsafe(12),
         broker_id=broker_id,
         user_name="Asha Rao",

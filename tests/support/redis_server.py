@@ -54,3 +54,8 @@ class PrivateRedis:
                 self._proc.kill()
             self._proc.wait()
             self._proc = None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not running"
+        return self._proc.pid

@@ -71,7 +71,13 @@ from tradedesk.auth.repository import BrokerCredentialsRepository
 from tradedesk.brokers.credentials import BrokerCredentialsPlain, open_credentials
 from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.brokers.kite.schemas import KiteOrder
-from tradedesk.errors import AppError, BrokerInputRejected, BrokerTokenInvalid
+from tradedesk.errors import (
+    AppError,
+    BrokerInputRejected,
+    BrokerTimeout,
+    BrokerTokenInvalid,
+    BrokerUnavailable,
+)
 from tradedesk.kit.calendar import ist_day, market_open
 from tradedesk.kit.clock import Clock
 from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError
@@ -627,10 +633,11 @@ class AgentRuntime:
         for held in [*active, *settling]:
             if held.open_intents() or held.needs_adoption:
                 by_user.setdefault(held.broker_id, []).append(held)
-        await self._refresh_orders(by_user)
-        # An agent whose orders could not be read after a take-over waits for the next cycle.
-        active = [h for h in active if not h.needs_adoption]
-        settling = [h for h in settling if not h.needs_adoption]
+        unread = await self._refresh_orders(by_user, skip_unreachable=True)
+        # An agent whose orders could not be read (after a take-over, or the broker failed that user's read)
+        # waits for the next cycle rather than deciding on orders it cannot see.
+        active = [h for h in active if not h.needs_adoption and h.broker_id not in unread]
+        settling = [h for h in settling if not h.needs_adoption and h.broker_id not in unread]
         if settling:
             await self._each(settling, lambda held: self._settle(held, now))
         if not active:
@@ -744,8 +751,13 @@ class AgentRuntime:
                 )
         return views
 
-    async def _refresh_orders(self, by_user: Mapping[str, Sequence[HeldAgent]]) -> None:
-        """One ``GET /orders`` per user, split among that user's agents by tag."""
+    async def _refresh_orders(
+        self, by_user: Mapping[str, Sequence[HeldAgent]], *, skip_unreachable: bool = False
+    ) -> set[str]:
+        """One ``GET /orders`` per user, split among that user's agents by tag. With ``skip_unreachable``,
+        a user whose orders the broker could not give (down, slow, garbled) is left out and named in the
+        answer, so one user's failed read holds back only that user's agents; otherwise it raises."""
+        unread: set[str] = set()
 
         async def one(broker_id: str, agents: Sequence[HeldAgent]) -> None:
             credentials = agents[0].credentials
@@ -760,6 +772,14 @@ class AgentRuntime:
                     for held in agents:
                         await self._pause(held, REASON_TOKEN_EXPIRED, "The broker refused the access token.")
                     return
+                except (BrokerUnavailable, BrokerTimeout) as exc:
+                    if not skip_unreachable:
+                        raise
+                    log.warning(
+                        "orders of %s unread this cycle (%s); their agents wait", broker_id, exc.detail
+                    )
+                    unread.add(broker_id)
+                    return
             mine: dict[int, list[KiteOrder]] = {}
             for order in orders:
                 parsed = parse_tag(order.tag)
@@ -771,6 +791,7 @@ class AgentRuntime:
                     await self._adopt(held)
 
         await asyncio.gather(*(one(b, a) for b, a in by_user.items()))
+        return unread
 
     # -- one agent's decision -------------------------------------------------------------------------
     def _observe(self, held: HeldAgent) -> list[EventItem]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 from datetime import datetime
 
 from pydantic import BaseModel, ValidationError
@@ -19,8 +20,37 @@ _BODY_AT = len(_FORMAT) + _MAC_HEX + 1
 _MAC_KEY_LABEL = b"tradedesk.session-record.mac.v1"
 
 
-def key_hash(session_id: str) -> str:
-    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+# A session id opens with its user's slot tag, so the store can find the user's Redis Cluster slot from the
+# cookie alone. The tag is a hash of the broker id: the cookie names no account in the clear.
+SLOT_TAG_LEN = 8
+SESSION_ID_LEN = SLOT_TAG_LEN + 43  # the tag, then secrets.token_urlsafe(32)
+
+
+def key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+def slot_tag(broker_id: str) -> str:
+    """The Redis Cluster hash tag of every key of one user's sessions."""
+    return hashlib.sha256(b"tradedesk.session-slot:" + broker_id.encode("utf-8")).hexdigest()[:SLOT_TAG_LEN]
+
+
+def new_session_id(broker_id: str) -> str:
+    return slot_tag(broker_id) + secrets.token_urlsafe(32)
+
+
+def session_key_hash(session_id: str) -> str:
+    """What is stored for a session id: its slot tag, then its sha256 (cut to keep 64 characters)."""
+    return session_id[:SLOT_TAG_LEN] + key_hash(session_id)[: 64 - SLOT_TAG_LEN]
+
+
+def slot_tag_of(session_key_hash: str) -> str:
+    return session_key_hash[:SLOT_TAG_LEN]
+
+
+def is_session_id(value: str) -> bool:
+    tag = value[:SLOT_TAG_LEN]
+    return len(value) == SESSION_ID_LEN and all(c in "0123456789abcdef" for c in tag)
 
 
 class SessionRecord(BaseModel):

@@ -1,4 +1,7 @@
-"""Sessions in Redis: ``sess:{sha256}`` strings with a sliding TTL, ``usess:{broker_id}`` sorted-set index."""
+"""Sessions in Redis: ``sess:{tag}:<key hash>`` strings with a sliding TTL and a ``usess:{tag}:<broker_id>``
+sorted-set index per user. ``tag`` is the user's slot tag (the key hash's first characters), so a user's
+sessions and index live in one Redis Cluster slot and change together in one transaction. Reads come from
+the process's tracked copy (``TrackedKeys``), so a request costs no Redis command in the steady state."""
 
 from __future__ import annotations
 
@@ -10,8 +13,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tradedesk.errors import SessionStoreUnavailable
-from tradedesk.redis import SessionReadChannel
-from tradedesk.sessions.record import SessionRecord, SessionRecordCodec
+from tradedesk.redis_tracking import TrackedKeys
+from tradedesk.sessions.record import SessionRecord, SessionRecordCodec, slot_tag, slot_tag_of
 
 
 @asynccontextmanager
@@ -27,19 +30,17 @@ def _ttl_s(expires_at: datetime, now: datetime) -> int:
 
 
 class RedisSessionStore:
-    def __init__(
-        self, redis: Redis, *, prefix: str, reads: SessionReadChannel, codec: SessionRecordCodec
-    ) -> None:
+    def __init__(self, redis: Redis, *, prefix: str, codec: SessionRecordCodec, timeout_s: float) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._reads = reads
         self._codec = codec
+        self.reads = TrackedKeys(redis, prefix=session_key_prefix(prefix), timeout_s=timeout_s)
 
     def _key(self, key_hash: str) -> str:
-        return f"{self._prefix}sess:{key_hash}"
+        return session_key(self._prefix, key_hash)
 
     def _index(self, broker_id: str) -> str:
-        return f"{self._prefix}usess:{broker_id}"
+        return f"{self._prefix}usess:{{{slot_tag(broker_id)}}}:{broker_id}"
 
     async def create(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> None:
         index = self._index(record.broker_id)
@@ -53,14 +54,14 @@ class RedisSessionStore:
 
     async def load(self, key_hash: str, *, idle_timeout_s: int) -> SessionRecord | None:
         async with _redis_guard():
-            raw = await self._reads.getex(self._key(key_hash), ex=idle_timeout_s)
+            raw = await self.reads.get(self._key(key_hash))
         return self._codec.decode(raw, key_hash=key_hash) if raw is not None else None
 
-    async def save(self, record: SessionRecord, *, expires_at: datetime) -> bool:
+    async def save(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> bool:
+        key = self._key(record.key_hash)
         async with _redis_guard():
-            done = await self._redis.set(
-                self._key(record.key_hash), self._codec.encode(record), xx=True, keepttl=True
-            )
+            done = await self._redis.set(key, self._codec.encode(record), xx=True, ex=_ttl_s(expires_at, now))
+        self.reads.forget(key)
         return bool(done)
 
     async def delete(self, record: SessionRecord) -> None:
@@ -68,6 +69,7 @@ class RedisSessionStore:
             pipe.delete(self._key(record.key_hash))
             pipe.zrem(self._index(record.broker_id), record.key_hash)
             await pipe.execute()
+        self.reads.forget(self._key(record.key_hash))
 
     async def _members(self, broker_id: str, now: datetime) -> list[str]:
         index = self._index(broker_id)
@@ -105,6 +107,8 @@ class RedisSessionStore:
                 pipe.delete(*[self._key(m) for m in members])
                 pipe.zrem(self._index(broker_id), *members)
                 deleted, _ = await pipe.execute()
+        for member in members:
+            self.reads.forget(self._key(member))
         return int(deleted)
 
     async def ping(self) -> None:
@@ -112,5 +116,18 @@ class RedisSessionStore:
             await self._redis.ping()
 
     async def close(self) -> None:
-        await self._reads.close()
+        await self.reads.close()
         await self._redis.aclose()
+
+
+def session_key_prefix(prefix: str) -> str:
+    return f"{prefix}sess:"
+
+
+def session_key(prefix: str, key_hash: str) -> str:
+    return f"{session_key_prefix(prefix)}{{{slot_tag_of(key_hash)}}}:{key_hash}"
+
+
+def key_hash_of_session_key(prefix: str, key: str) -> str:
+    """The key hash a ``session_key`` was made from."""
+    return key.rpartition(":")[2] if key.startswith(session_key_prefix(prefix)) else ""

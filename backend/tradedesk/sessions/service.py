@@ -11,7 +11,7 @@ from tradedesk.config import Settings
 from tradedesk.kit.clock import Clock
 from tradedesk.kit.crypto import CredentialCipher
 from tradedesk.kit.signing import CookieSigner
-from tradedesk.sessions.record import SessionRecord, key_hash
+from tradedesk.sessions.record import SessionRecord, is_session_id, new_session_id, session_key_hash
 from tradedesk.sessions.store import SessionStore
 
 
@@ -75,9 +75,9 @@ class SessionService:
         """A brand-new session id and CSRF token, whatever the browser sent (no fixation). Not yet
         stored: ``store_new`` does that."""
         now = self.now()
-        session_id = secrets.token_urlsafe(32)
+        session_id = new_session_id(user.broker_id)
         record = SessionRecord(
-            key_hash=key_hash(session_id),
+            key_hash=session_key_hash(session_id),
             handle=secrets.token_urlsafe(12),
             broker_id=user.broker_id,
             user_name=user.user_name,
@@ -103,9 +103,9 @@ class SessionService:
         if not cookie_value:
             return None
         session_id = self._signer.unsign(cookie_value, max_age_s=self._settings.session_absolute_timeout_s)
-        if session_id is None or len(session_id) != 43:
+        if session_id is None or not is_session_id(session_id):
             return None
-        return key_hash(session_id)
+        return session_key_hash(session_id)
 
     async def resolve(self, cookie_value: str | None, *, ip: str | None = None) -> SessionRecord | None:
         """The live session behind a cookie, or None. One store round trip in the common case."""
@@ -123,7 +123,7 @@ class SessionService:
             record.last_seen_at = now
             if ip:
                 record.ip = ip
-            if not await self.store.save(record, expires_at=self.expires_at(record)):
+            if not await self.store.save(record, expires_at=self.expires_at(record), now=now):
                 return None  # revoked between the read and the write
         return record
 

@@ -71,7 +71,7 @@ class SqlSessionStore:
             raw = await db.scalar(select(WebSession.record).where(WebSession.key_hash == key_hash))
         return self._codec.decode(raw, key_hash=key_hash) if raw is not None else None
 
-    async def save(self, record: SessionRecord, *, expires_at: datetime) -> bool:
+    async def save(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> bool:
         async with self._tx(session_key=record.key_hash) as db:
             result = await db.execute(
                 update(WebSession)

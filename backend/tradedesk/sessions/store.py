@@ -13,10 +13,11 @@ class SessionStore(Protocol):
         """Store a new record and add it to its user's index."""
 
     async def load(self, key_hash: str, *, idle_timeout_s: int) -> SessionRecord | None:
-        """One round trip: the record (sliding its storage TTL), or None. Never writes an unknown key."""
+        """The record, or None; at most one round trip. Never writes an unknown key."""
 
-    async def save(self, record: SessionRecord, *, expires_at: datetime) -> bool:
-        """Overwrite an existing record only; False when it is gone (revoked meanwhile)."""
+    async def save(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> bool:
+        """Overwrite an existing record only, its storage life running to ``expires_at`` (this write is what
+        slides the idle expiry); False when it is gone (revoked meanwhile)."""
 
     async def delete(self, record: SessionRecord) -> None:
         """Remove the record and its index entry."""

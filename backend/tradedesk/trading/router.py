@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import date
 from typing import Annotated, Literal
@@ -172,9 +173,21 @@ async def export_trades(
     """Your round trips in the range as a CSV download, streamed newest first; the same filters as /trades."""
     where = replace(filters, status=status)
     rows = trading.trades_csv(broker_id=repo.broker_id, where=where)
+    # Read the header and first page before the status line: a database that cannot serve the export
+    # (down, or no free connection) is then a 503, not a 200 whose file says it is incomplete.
+    first = await anext(rows)
+
+    async def body() -> AsyncIterator[str]:
+        try:
+            yield first
+            async for part in rows:
+                yield part
+        finally:
+            await rows.aclose()
+
     label = f"{where.from_day or 'all'}_{where.to_day or 'all'}"
     return StreamingResponse(
-        rows,
+        body(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="trades_{label}.csv"'},
     )

@@ -9,7 +9,7 @@ import logging
 import types
 import typing
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -367,9 +367,12 @@ class TradingService:
             unrealised_pnl=sum((p.unrealised for p in items), Decimal(0)),
         )
 
-    async def trades_csv(self, *, broker_id: str, where: TradeFilter) -> AsyncIterator[str]:
+    async def trades_csv(self, *, broker_id: str, where: TradeFilter) -> AsyncGenerator[str, None]:
         """The CSV export, a page of 1000 trades at a time. The request's transaction has ended by the
-        time the body streams, so it reads in a tenant-bound one of its own."""
+        time the body streams, so it reads in a tenant-bound one of its own. A failure before the first
+        part (the header and first page) is raised, so the request fails as any other would (503 for an
+        outage); the caller reads that part before it sends the status line."""
+        started = False
         try:
             async with tenant_session(self._sessionmaker, broker_id) as db:
                 repo = TradeRepository(db, broker_id)
@@ -381,12 +384,15 @@ class TradingService:
                     page = await repo.page(where, before_id=before, limit=1000)
                     writer.writerows(trade_csv_row(TradeRead.model_validate(row)) for row in page)
                     yield buffer.getvalue()
+                    started = True
                     buffer.seek(0)
                     buffer.truncate()
                     if len(page) < 1000:
                         break
                     before = page[-1].id
         except Exception as exc:
+            if not started:
+                raise
             # The status line and part of the file are already out, so this can no longer be a 503:
             # the file itself says it is incomplete instead of just stopping short.
             if is_database_outage(exc):
