@@ -25,7 +25,15 @@ from tradedesk.sessions.redis_store import RedisSessionStore, session_key
 
 # Commands the process sends on its own schedule, not per request: the tracking connection's handshake
 # and heartbeat, and this test's own questions.
-_BACKGROUND = {"ping", "client|tracking", "hello", "client|setinfo", "info", "config|resetstat", "client|list"}
+_BACKGROUND = {
+    "ping",
+    "client|tracking",
+    "hello",
+    "client|setinfo",
+    "info",
+    "config|resetstat",
+    "client|list",
+}
 
 
 @pytest.fixture
@@ -150,9 +158,7 @@ async def test_a_revoke_on_one_instance_is_refused_on_another_within_100_ms(
                     assert (await there.get("/api/auth/status")).json()["authenticated"] is True
                     assert reads_of(other).stats.hits == hits + 1  # answered from memory
 
-                    ended = await here.post(
-                        "/api/auth/logout", headers={"X-CSRF-Token": await csrf_of(here)}
-                    )
+                    ended = await here.post("/api/auth/logout", headers={"X-CSRF-Token": await csrf_of(here)})
                     assert ended.status_code == 204, ended.text
                     started = time.perf_counter()
                     while (await there.get("/api/auth/status")).json()["authenticated"]:
@@ -264,3 +270,37 @@ async def test_tracked_reads_never_keep_a_value_an_invalidation_overtook() -> No
         await reads.close()
         await client.delete(key)
         await client.aclose()
+
+
+async def test_each_read_of_a_remembered_session_is_the_readers_own(redis_prefix: str) -> None:
+    """The decoded record is kept with the tracked value; a request that changes its copy (the touch sets
+    last_seen_at and ip) changes nothing another request reads."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.support.records import make_record
+    from tradedesk.redis import create_redis
+    from tradedesk.sessions.record import SessionRecordCodec
+
+    now = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
+    store = RedisSessionStore(
+        create_redis(REDIS_URL, timeout_s=0.5),
+        prefix=redis_prefix,
+        codec=SessionRecordCodec(["cache-test-secret-0123456789abcdef"]),
+        timeout_s=0.5,
+    )
+    record = make_record(now=now)
+    try:
+        await store.create(record, expires_at=now + timedelta(days=1), now=now)
+        await store.load(record.key_hash, idle_timeout_s=60)
+        await until(lambda: store.reads.live)
+        first = await store.load(record.key_hash, idle_timeout_s=60)  # read from Redis, now remembered
+        hits = store.reads.stats.hits
+        assert first is not None
+        first.ip, first.last_seen_at = "198.51.100.1", now + timedelta(minutes=5)
+        second = await store.load(record.key_hash, idle_timeout_s=60)
+        assert store.reads.stats.hits == hits + 1
+        assert second == record and second is not first
+        third = await store.load(record.key_hash, idle_timeout_s=60)
+        assert third == record and third is not second
+    finally:
+        await store.close()

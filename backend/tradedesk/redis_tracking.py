@@ -53,7 +53,7 @@ class TrackedKeys:
         self._redis = redis
         self._prefix = prefix
         self._timeout_s = timeout_s
-        self._max_keys = max_keys
+        self.max_keys = max_keys
         self._values: dict[str, bytes | None] = {}
         self._generation = 0
         self._live = False
@@ -81,7 +81,7 @@ class TrackedKeys:
         raw = await self._redis.get(key)
         value = raw if raw is None or isinstance(raw, bytes) else str(raw).encode("utf-8")
         if self._live and generation == self._generation:
-            if len(self._values) >= self._max_keys:
+            if len(self._values) >= self.max_keys:
                 del self._values[next(iter(self._values))]
             self._values[key] = value
         return value

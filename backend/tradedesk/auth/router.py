@@ -25,7 +25,7 @@ from tradedesk.auth.schemas import (
 )
 from tradedesk.auth.service import AuthService, SignInMethod
 from tradedesk.db import DbSession
-from tradedesk.deps import AppSettings
+from tradedesk.deps import AppSettings, api_services
 from tradedesk.errors import (
     AppError,
     BrokerTimeout,
@@ -41,6 +41,7 @@ from tradedesk.sessions.dependencies import (
     SessionCookies,
     TenantDb,
     client_ip,
+    session_of,
 )
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
@@ -98,10 +99,18 @@ async def _failures_logged(
 
 
 # First in the table: the SPA polls it, and routes are matched in order.
-@router.get("/status", response_model=AuthStatus, operation_id="auth-status")
-async def auth_status(auth: Auth, record: OptionalSession) -> Response:
+@router.get(
+    "/status",
+    response_model=AuthStatus,
+    operation_id="auth-status",
+    openapi_extra={"security": [{"SessionCookie": []}]},
+)
+async def auth_status(request: Request) -> Response:
     """Who is signed in on this browser, the CSRF token for unsafe requests, and the broker token's state."""
-    body = auth.status_of(record)
+    # The SPA asks this on every load and focus: it resolves the session itself rather than through two
+    # dependencies, whose resolution cost as much as the rest of the request.
+    record = await session_of(request)
+    body = api_services(request).auth.status_of(record)
     return Response(body.model_dump_json(), media_type="application/json")
 
 

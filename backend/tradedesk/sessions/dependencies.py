@@ -40,11 +40,16 @@ class SessionCookie(APIKeyCookie):
     store -> record. The real cookie name comes from settings (``__Host-`` prefixed when Secure)."""
 
     async def __call__(self, request: Request) -> SessionRecord | None:  # type: ignore[override]
-        services = api_services(request)
-        cookie = services.cookies.read(request)
-        record = await services.sessions.resolve(cookie, ip=client_ip(request))
-        request.state.session = record
-        return record
+        return await session_of(request)
+
+
+async def session_of(request: Request) -> SessionRecord | None:
+    """The request's live session, or None; remembered on the request for the logs."""
+    services = api_services(request)
+    cookie = services.cookies.read(request)
+    record = await services.sessions.resolve(cookie, ip=client_ip(request))
+    request.state.session = record
+    return record
 
 
 get_optional_session = SessionCookie(

@@ -35,12 +35,20 @@ class RedisSessionStore:
         self._prefix = prefix
         self._codec = codec
         self.reads = TrackedKeys(redis, prefix=session_key_prefix(prefix), timeout_s=timeout_s)
+        # The record last decoded from each tracked value: checking its MAC and parsing it again on every
+        # request would cost more than the rest of the read. Each caller gets its own copy to change.
+        self._decoded: dict[str, tuple[bytes, SessionRecord]] = {}
 
     def _key(self, key_hash: str) -> str:
         return session_key(self._prefix, key_hash)
 
     def _index(self, broker_id: str) -> str:
         return f"{self._prefix}usess:{{{slot_tag(broker_id)}}}:{broker_id}"
+
+    def _forget(self, key: str) -> None:
+        """Drop what this process remembers of a key it just changed, ahead of Redis's invalidation."""
+        self.reads.forget(key)
+        self._decoded.pop(key, None)
 
     async def create(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> None:
         index = self._index(record.broker_id)
@@ -53,15 +61,26 @@ class RedisSessionStore:
             await pipe.execute()
 
     async def load(self, key_hash: str, *, idle_timeout_s: int) -> SessionRecord | None:
+        key = self._key(key_hash)
         async with _redis_guard():
-            raw = await self.reads.get(self._key(key_hash))
-        return self._codec.decode(raw, key_hash=key_hash) if raw is not None else None
+            raw = await self.reads.get(key)
+        if raw is None:
+            return None
+        known = self._decoded.get(key)
+        if known is not None and known[0] is raw:
+            return known[1].model_copy()
+        record = self._codec.decode(raw, key_hash=key_hash)
+        if record is not None:
+            if len(self._decoded) >= self.reads.max_keys:
+                del self._decoded[next(iter(self._decoded))]
+            self._decoded[key] = (raw, record.model_copy())
+        return record
 
     async def save(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> bool:
         key = self._key(record.key_hash)
         async with _redis_guard():
             done = await self._redis.set(key, self._codec.encode(record), xx=True, ex=_ttl_s(expires_at, now))
-        self.reads.forget(key)
+        self._forget(key)
         return bool(done)
 
     async def delete(self, record: SessionRecord) -> None:
@@ -69,7 +88,7 @@ class RedisSessionStore:
             pipe.delete(self._key(record.key_hash))
             pipe.zrem(self._index(record.broker_id), record.key_hash)
             await pipe.execute()
-        self.reads.forget(self._key(record.key_hash))
+        self._forget(self._key(record.key_hash))
 
     async def _members(self, broker_id: str, now: datetime) -> list[str]:
         index = self._index(broker_id)
@@ -108,7 +127,7 @@ class RedisSessionStore:
                 pipe.zrem(self._index(broker_id), *members)
                 deleted, _ = await pipe.execute()
         for member in members:
-            self.reads.forget(self._key(member))
+            self._forget(self._key(member))
         return int(deleted)
 
     async def ping(self) -> None:
