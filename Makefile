@@ -45,12 +45,13 @@ spa-test: $(NPM_STAMP)
 	cd frontend && npm run -s typecheck && npm run -s check:api && npm test -- --reporter=dot
 
 # Debian's packages the tests drive: chromium for the browser run (the browser download of test tools does not
-# work everywhere), pgbouncer for PostgreSQL behind a transaction-pooling proxy, and nginx, the reverse proxy
-# tests/topology runs with deploy/nginx's config.
+# work everywhere), pgbouncer for PostgreSQL behind a transaction-pooling proxy, nginx, the reverse proxy
+# tests/topology runs with deploy/nginx's config, and faketime, to run a worker on a host whose clock is off.
 test-packages:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null 2>&1 || missing="$$missing pgbouncer"; \
 	test -x /usr/sbin/nginx || command -v nginx >/dev/null 2>&1 || missing="$$missing nginx"; \
+	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \

@@ -11,8 +11,11 @@ import logging.config
 import signal
 import sys
 from collections.abc import Callable
+from datetime import datetime
 
 from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tradedesk.agents.runtime import AgentRuntime, RuntimeIdInUse
 from tradedesk.agents.services import build_agent_services
@@ -20,13 +23,22 @@ from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.brokers.kite.simclock import KitesimClock
 from tradedesk.config import Settings
 from tradedesk.db import create_engine, create_sessionmaker
-from tradedesk.kit.clock import Clock, SystemClock
+from tradedesk.kit.clock import Clock, ReferencedClock, SystemClock
 from tradedesk.kit.crypto import CredentialCipher
 from tradedesk.kit.keys import KeyFileError
 from tradedesk.logs import logging_config
 from tradedesk.redis import create_redis
 
 log = logging.getLogger("tradedesk.agents")
+
+
+async def database_time(engine: AsyncEngine) -> datetime:
+    """PostgreSQL's clock at this moment (not the transaction's start)."""
+    async with engine.connect() as connection:
+        value = (await connection.execute(text("select clock_timestamp()"))).scalar_one()
+    if not isinstance(value, datetime):
+        raise TypeError(f"clock_timestamp() answered {value!r}")
+    return value
 
 
 async def run_worker(settings: Settings, *, report: Callable[[AgentRuntime], None] | None = None) -> bool:
@@ -44,9 +56,18 @@ async def run_worker(settings: Settings, *, report: Callable[[AgentRuntime], Non
     )
     kite = KiteClient(base_url=settings.kite_api_url, timeout_s=settings.kite_timeout_s)
     sim_clock = KitesimClock(settings.kite_api_url) if settings.clock == "kitesim" else None
-    clock: Clock = sim_clock or SystemClock()
+    # On the system clock, a worker keeps the database's time: a host whose clock is off would otherwise
+    # decide, stamp heartbeats and write events at times no other process agrees with.
+    db_clock = (
+        ReferencedClock(lambda: database_time(engine))
+        if sim_clock is None and engine.dialect.name == "postgresql"
+        else None
+    )
+    clock: Clock = sim_clock or db_clock or SystemClock()
     if sim_clock is not None:
         await sim_clock.start()
+    if db_clock is not None:
+        await db_clock.start()
     services = build_agent_services(
         settings,
         sessionmaker=create_sessionmaker(engine),
@@ -78,6 +99,8 @@ async def run_worker(settings: Settings, *, report: Callable[[AgentRuntime], Non
         await services.close()
         if sim_clock is not None:
             await sim_clock.aclose()
+        if db_clock is not None:
+            await db_clock.aclose()
         await kite.aclose()
         if redis is not None:
             await redis.aclose()
