@@ -75,6 +75,7 @@ bench: venv services
 	$(PY) bench/auth_status.py
 	$(PY) bench/trading.py
 	$(PY) bench/agents.py
+	$(PY) bench/load.py
 
 # Sampled mutation testing of the critical modules (slow; not part of `make test`). Configs in mutation/.
 mutate: venv services
