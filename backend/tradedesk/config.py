@@ -58,7 +58,15 @@ class Settings(BaseSettings):
     # Off behind a transaction-pooling proxy (pgbouncer pool_mode = transaction): no prepared statement
     # outlives its transaction. Tenant binding is set_config(..., true), transaction-local either way.
     database_statement_cache: bool = True
-    # Unset: SQL-backed sessions and in-process leases (one process only).
+    # Unset: SQL-backed sessions and in-process leases (one process only). Else one of:
+    #   redis://[[user]:password@]host[:port][/db]  (rediss:// for TLS, unix:///path?db=N), one server;
+    #   redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<service>[/<db>]  the master of a
+    #     Sentinel-monitored service, followed across failovers (sentinels default to port 26379; the
+    #     credentials are the master's, ?sentinel_password=... for sentinels that want their own);
+    #   redis+cluster://[[user]:password@]host[:port][,host[:port]...]  a Redis Cluster, found from any
+    #     of the nodes named (db 0 only).
+    # rediss+sentinel:// and rediss+cluster:// speak TLS to every node; redis-py's query options
+    # (ssl_ca_certs=..., ssl_cert_reqs=...) apply to all of them. See tradedesk.redis.create_redis.
     redis_url: str | None = None
     redis_key_prefix: str = "td:"
     redis_timeout_s: float = Field(default=0.5, gt=0, le=10)

@@ -12,8 +12,12 @@ from the last entry the reader saw, so a wake-up that reaches Redis before the r
 command (``CLIENT UNBLOCK``) is needed. The block timeout therefore only bounds how long the reader lingers
 after its last subscriber leaves and how long a hung server goes unnoticed: the read's own deadline is the
 block plus the client's socket timeout, since the client's timeout alone is shorter than any useful block.
-Keys from many users in one ``XREAD`` suit a single Redis; a Cluster would need one reader per node, which the
-``{broker_id}`` hash tag already allows.
+
+On a Redis Cluster one ``XREAD`` cannot name streams of different slots, and each user's stream has a slot of
+its own (``{broker_id}`` is its hash tag). There the reader polls instead: every ``cluster_poll_ms`` it sends
+a non-blocking ``XREAD`` per followed stream, all in one pipeline (one round trip to each node, on a pooled
+connection), so live streams still take no connection of their own, and an event reaches its browsers
+within one poll. A new subscriber needs no wake-up: the next poll includes its stream.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tradedesk.redis import RedisClient, is_cluster
 
 log = logging.getLogger("tradedesk.agents.events")
 
@@ -176,7 +182,7 @@ class RedisEventBus:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         prefix: str,
         maxlen: int = 10_000,
@@ -184,9 +190,12 @@ class RedisEventBus:
         buffer: int = 1_000,
         idle_expiry_s: int = 3 * 24 * 3600,
         read_count: int = 200,
+        cluster_poll_ms: int = 100,
     ) -> None:
-        if maxlen < 1 or block_ms < 1 or buffer < 1 or idle_expiry_s < 1 or read_count < 1:
-            raise ValueError("maxlen, block_ms, buffer, idle_expiry_s and read_count must be positive")
+        if min(maxlen, block_ms, buffer, idle_expiry_s, read_count, cluster_poll_ms) < 1:
+            raise ValueError(
+                "maxlen, block_ms, buffer, idle_expiry_s, read_count and cluster_poll_ms must be positive"
+            )
         self._redis = redis
         self._prefix = prefix
         self._maxlen = maxlen
@@ -194,7 +203,9 @@ class RedisEventBus:
         self._buffer = buffer
         self._idle_expiry_ms = idle_expiry_s * 1000
         self._read_count = read_count
-        socket_timeout_s = redis.connection_pool.connection_kwargs.get("socket_timeout")
+        self._cluster = is_cluster(redis)
+        self._poll_s = cluster_poll_ms / 1000
+        socket_timeout_s = redis.get_connection_kwargs().get("socket_timeout")
         self._read_deadline_s = block_ms / 1000 + float(socket_timeout_s or 1.0)
         self._wake_key = f"{prefix}events-wake:{uuid.uuid4().hex}"
         self._wake_id = "0-0"
@@ -314,9 +325,10 @@ class RedisEventBus:
         if topic is None:
             topic = self._topics[key] = _Topic(broker_id, tip)
             if self._reader is None:
-                self._reader = asyncio.get_running_loop().create_task(self._read(), name=READER_TASK_NAME)
+                reader = self._poll() if self._cluster else self._read()
+                self._reader = asyncio.get_running_loop().create_task(reader, name=READER_TASK_NAME)
             else:
-                wake = True
+                wake = not self._cluster
         topic.subscribers.add(subscriber)
         return topic.position, wake
 
@@ -334,6 +346,7 @@ class RedisEventBus:
                 del self._topics[key]
 
     async def _read(self) -> None:
+        assert isinstance(self._redis, Redis)
         pool = self._redis.connection_pool
         connection: AbstractConnection | None = None
         try:
@@ -368,11 +381,31 @@ class RedisEventBus:
             await connection.disconnect(nowait=True)
             raise
 
+    async def _poll(self) -> None:
+        """The reader on a Redis Cluster (see the module docstring)."""
+        try:
+            while self._topics:
+                keys = list(self._topics)
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        position = _format(self._topics[key].position)
+                        pipe.execute_command("XREAD", "COUNT", self._read_count, "STREAMS", key, position)
+                    replies = await pipe.execute()
+                full = False
+                for reply in replies:
+                    full = full or any(len(entries) >= self._read_count for _, entries in _streams(reply))
+                    self._dispatch(reply)
+                if not full:  # else a stream has more waiting: read on at once
+                    await asyncio.sleep(self._poll_s)
+            # Decided in the same step as the check above: a subscriber arriving from now on starts a reader.
+            self._reader = None
+        except Exception as exc:
+            self._reader = None
+            log.warning("live event reader stopped, ending its streams: %s", exc)
+            self._fail_all(exc)
+
     def _dispatch(self, reply: Any) -> None:
-        if not reply:
-            return
-        streams: Iterable[Any] = reply.items() if isinstance(reply, dict) else reply  # RESP3 map, RESP2 pairs
-        for raw_key, entries in streams:
+        for raw_key, entries in _streams(reply):
             key = _text(raw_key)
             if key == self._wake_key:
                 if entries:
@@ -387,7 +420,12 @@ class RedisEventBus:
                 if position <= topic.position:
                     continue
                 topic.position = position
-                fields = dict(zip(raw_fields[::2], raw_fields[1::2], strict=True))
+                # Flat name/value pairs as read off the connection; a dict once a client's callback parsed it.
+                fields = (
+                    raw_fields
+                    if isinstance(raw_fields, dict)
+                    else dict(zip(raw_fields[::2], raw_fields[1::2], strict=True))
+                )
                 event = _decode(topic.broker_id, event_id, fields)
                 for subscriber in list(topic.subscribers):
                     if not subscriber.offer(event):
@@ -400,6 +438,13 @@ class RedisEventBus:
             for subscriber in topic.subscribers:
                 subscriber.fail(exc)
         self._topics.clear()
+
+
+def _streams(reply: Any) -> Iterable[Any]:
+    """The ``(key, entries)`` pairs of an ``XREAD`` reply: a RESP3 map, RESP2 pairs, or nothing new."""
+    if not reply:
+        return ()
+    return reply.items() if isinstance(reply, dict) else reply
 
 
 def _decode(broker_id: str, event_id: str, fields: dict[Any, Any]) -> LiveEvent:

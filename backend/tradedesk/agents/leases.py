@@ -1,5 +1,9 @@
 """Leases: exactly one runtime drives an agent. Redis ``SET NX PX`` with renewal and compare-and-delete
-release (many processes), or an in-process table when Redis is not configured (one process)."""
+release (many processes), or an in-process table when Redis is not configured (one process).
+
+Each Redis command or script here touches the keys of one hash tag: a user's leases share
+``{broker_id}``, and renewing a runtime's leases runs one script per slot, so all of it runs on a Redis
+Cluster as on one server."""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from redis.asyncio import Redis
+from redis.crc import key_slot
+
+from tradedesk.redis import RedisClient
 
 # Renew or release only what this runtime holds: another runtime's lease is never touched.
 _RENEW = """
@@ -50,7 +56,7 @@ class Leases(Protocol):
 
 
 class RedisLeases:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
@@ -60,11 +66,11 @@ class RedisLeases:
 
     async def renew(self, keys: Sequence[str], owner: str, *, ttl_ms: int) -> set[str]:
         held: set[str] = set()
-        # One script per hash tag, so that a cluster can run each on the node that owns those keys.
-        by_tag: dict[str, list[str]] = {}
+        # One script per slot: on a cluster a script may only touch keys of one slot (a user's share one).
+        by_slot: dict[int, list[str]] = {}
         for key in keys:
-            by_tag.setdefault(key[key.index("{") : key.index("}") + 1], []).append(key)
-        for group in by_tag.values():
+            by_slot.setdefault(key_slot(key.encode("utf-8")), []).append(key)
+        for group in by_slot.values():
             answer = await self._renew(keys=group, args=[owner, ttl_ms])
             held.update(k.decode() if isinstance(k, bytes) else str(k) for k in answer)
         return held

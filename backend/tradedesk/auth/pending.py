@@ -3,7 +3,13 @@
 its callback or expiry, so without a bound anyone could fill the store with them.
 
 Redis admits and stores one atomically (a script over an index scored by expiry); SQL counts its live
-rows through the database function that may see them all (row-level security hides them from the app)."""
+rows through the database function that may see them all (row-level security hides them from the app).
+
+In Redis every pending sign-in, and the index, share one hash tag (``pend:{signins}:...``): the bound is
+global, so the script that admits one reads the index and writes the payload in one step, and on a Redis
+Cluster a script or transaction may only touch keys of one slot. A tag per sign-in would scatter them over
+the cluster but leave the index on a slot of its own. They are few (at most ``pending_signin_max``), small
+and live for minutes, so one node carries them all easily."""
 
 from __future__ import annotations
 
@@ -11,13 +17,13 @@ import math
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk.errors import ServiceUnavailable, SessionStoreUnavailable
 from tradedesk.models import PendingSignIn
+from tradedesk.redis import RedisClient
 from tradedesk.sessions.sql_store import is_postgres, purge_expired, session_tables_tx
 
 
@@ -58,17 +64,25 @@ return false
 """
 
 
+def pending_index_key(prefix: str) -> str:
+    return f"{prefix}pend:{{signins}}:index"
+
+
+def pending_key(prefix: str, key_hash: str) -> str:
+    return f"{prefix}pend:{{signins}}:{key_hash}"
+
+
 class RedisPendingSignIns:
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str) -> None:
         self._redis = redis
-        self._index = f"{prefix}pend-index"
-        self._prefix = f"{prefix}pend:"
+        self._prefix = prefix
+        self._index = pending_index_key(prefix)
         self._put = redis.register_script(_PUT)
 
     async def put(self, key_hash: str, payload: bytes, *, ttl_s: int, now: datetime, bound: int) -> None:
         try:
             soonest = await self._put(
-                keys=[self._index, self._prefix + key_hash],
+                keys=[self._index, pending_key(self._prefix, key_hash)],
                 args=[now.timestamp(), now.timestamp() + ttl_s, key_hash, bound, ttl_s, payload],
             )
         except RedisError as exc:
@@ -79,7 +93,7 @@ class RedisPendingSignIns:
     async def take(self, key_hash: str, *, now: datetime) -> bytes | None:
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.getdel(self._prefix + key_hash)
+                pipe.getdel(pending_key(self._prefix, key_hash))
                 pipe.zrem(self._index, key_hash)
                 raw, _ = await pipe.execute()
         except RedisError as exc:

@@ -1,14 +1,17 @@
-"""Fixed-window rate limits: in Redis when there is one (shared by every instance), else in process."""
+"""Fixed-window rate limits: in Redis when there is one (shared by every instance), else in process.
+
+In Redis each limit is one key, and counting an attempt is one transaction on that key alone, so it runs
+on a Redis Cluster as it does on one server (the key's own slot)."""
 
 from __future__ import annotations
 
 import time
 from typing import Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tradedesk.errors import ServiceUnavailable
+from tradedesk.redis import RedisClient
 
 
 class RateLimiter(Protocol):
@@ -16,13 +19,17 @@ class RateLimiter(Protocol):
         """Count one attempt; the seconds to wait when the window's limit is exceeded, else None."""
 
 
+def rate_limit_key(prefix: str, key: str) -> str:
+    return f"{prefix}rl:{key}"
+
+
 class RedisRateLimiter:
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
 
     async def hit(self, key: str, *, limit: int, window_s: int) -> int | None:
-        name = f"{self._prefix}rl:{key}"
+        name = rate_limit_key(self._prefix, key)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(name)

@@ -8,13 +8,13 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import aclosing
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
@@ -22,6 +22,7 @@ from starlette.types import Scope
 
 from tradedesk.errors import ServiceUnavailable
 from tradedesk.middleware import route_template
+from tradedesk.redis import RedisClient, scan_pages
 from tradedesk.sessions.redis_store import RedisSessionStore
 from tradedesk.sessions.sql_store import SqlSessionStore
 from tradedesk.sessions.store import SessionStore
@@ -179,34 +180,33 @@ class DatabasePoolCollector(Collector):
 
 
 class _SessionCounter:
-    """Sums the unexpired entries of every per-user session index (``usess:{broker_id}``)."""
+    """Sums the unexpired entries of every per-user session index (``usess:...``), on every primary of a
+    Redis Cluster."""
 
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: RedisClient, *, prefix: str) -> None:
         self._redis = redis
         self._pattern = _glob_escape(prefix) + "usess:*"
 
     async def __call__(self, now: datetime) -> int:
         total = indexes = calls = 0
-        cursor: int = 0
         alive_from = f"({now.timestamp()}"
-        while True:
-            cursor, keys = await self._redis.scan(cursor, match=self._pattern, count=1000)
-            calls += 1
-            if keys:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for key in keys:
-                        pipe.zcount(key, alive_from, "+inf")
-                    total += sum(int(n) for n in await pipe.execute())
-                indexes += len(keys)
-            if cursor == 0:
-                return total
-            if indexes >= MAX_INDEX_KEYS or calls >= MAX_SCAN_CALLS:
-                log.info("active sessions counted over the first %d session indexes only", indexes)
-                return total
+        async with aclosing(scan_pages(self._redis, match=self._pattern, count=1000)) as pages:
+            async for keys in pages:
+                calls += 1
+                if keys:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for key in keys:
+                            pipe.zcount(key, alive_from, "+inf")
+                        total += sum(int(n) for n in await pipe.execute())
+                    indexes += len(keys)
+                if indexes >= MAX_INDEX_KEYS or calls >= MAX_SCAN_CALLS:
+                    log.info("active sessions counted over the first %d session indexes only", indexes)
+                    return total
+        return total
 
 
 def _session_counter(
-    store: SessionStore, *, redis: Redis | None, prefix: str
+    store: SessionStore, *, redis: RedisClient | None, prefix: str
 ) -> Callable[[datetime], Awaitable[int]] | None:
     if isinstance(store, RedisSessionStore) and redis is not None:
         return _SessionCounter(redis, prefix=prefix)
