@@ -272,10 +272,12 @@ async def test_tracked_reads_never_keep_a_value_an_invalidation_overtook() -> No
         await client.aclose()
 
 
-async def test_each_read_of_a_remembered_session_is_the_readers_own(redis_prefix: str) -> None:
-    """The decoded record is kept with the tracked value; a request that changes its copy (the touch sets
-    last_seen_at and ip) changes nothing another request reads."""
+async def test_a_remembered_session_is_shared_and_cannot_be_changed(redis_prefix: str) -> None:
+    """The decoded record is kept with the tracked value and every read gets that one object: no request
+    can change what another reads (records are frozen; the touch writes a new one), and a write drops it."""
     from datetime import UTC, datetime, timedelta
+
+    from pydantic import ValidationError
 
     from tests.support.records import make_record
     from tradedesk.redis import create_redis
@@ -296,11 +298,14 @@ async def test_each_read_of_a_remembered_session_is_the_readers_own(redis_prefix
         first = await store.load(record.key_hash, idle_timeout_s=60)  # read from Redis, now remembered
         hits = store.reads.stats.hits
         assert first is not None
-        first.ip, first.last_seen_at = "198.51.100.1", now + timedelta(minutes=5)
+        with pytest.raises(ValidationError):
+            first.ip = "198.51.100.1"
         second = await store.load(record.key_hash, idle_timeout_s=60)
         assert store.reads.stats.hits == hits + 1
-        assert second == record and second is not first
+        assert second is first and second == record
+        touched = first.model_copy(update={"ip": "198.51.100.1", "last_seen_at": now + timedelta(minutes=5)})
+        assert await store.save(touched, expires_at=now + timedelta(days=1), now=now)
         third = await store.load(record.key_hash, idle_timeout_s=60)
-        assert third == record and third is not second
+        assert third is not first and third == touched and first == record
     finally:
         await store.close()

@@ -125,7 +125,7 @@ class TestSessionStoreContract:
     async def test_save_overwrites_existing(self, probe: StoreProbe) -> None:
         record = make_record()
         await probe.store.create(record, expires_at=NOW + timedelta(days=1), now=NOW)
-        record.last_seen_at = NOW + timedelta(minutes=5)
+        record = record.model_copy(update={"last_seen_at": NOW + timedelta(minutes=5)})
         assert await probe.store.save(record, expires_at=NOW + timedelta(days=1), now=NOW) is True
         loaded = await probe.store.load(record.key_hash, idle_timeout_s=3600)
         assert loaded is not None and loaded.last_seen_at == NOW + timedelta(minutes=5)

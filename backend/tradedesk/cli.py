@@ -167,7 +167,7 @@ def _reseal(
         raise CredentialsDecryptError("the record fails its integrity check")
     fresh = cipher.rotate(record.credentials_enc, broker_id=record.broker_id)
     if fresh is not None:
-        record.credentials_enc = fresh
+        record = record.model_copy(update={"credentials_enc": fresh})
     resealed = codec.encode(record)
     return None if resealed == raw else resealed
 

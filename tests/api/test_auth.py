@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -310,6 +312,52 @@ class TestStatus:
         body = (await client.get("/api/auth/status")).json()
         assert body["authenticated"] is True
         assert body["broker"]["state"] == "expired"
+
+    async def test_a_remembered_status_answer_is_only_reused_for_the_same_record_and_token_state(
+        self, client: httpx.AsyncClient, sign_in: SignIn, clock: ManualClock, api: object
+    ) -> None:
+        services = api.state.td  # type: ignore[attr-defined]
+        await sign_in(client)
+        record = await services.sessions.resolve(client.cookies.get("tradedesk"))
+        assert record is not None
+        first = services.auth.status_json(record)
+        assert services.auth.status_json(record) is first
+        assert first == services.auth.status_of(record).model_dump_json().encode()
+        clock.advance(21 * 3600)  # past 06:00 IST: the broker token has expired, the record is the same
+        expired = services.auth.status_json(record)
+        assert json.loads(expired)["broker"]["state"] == "expired"
+        touched = record.model_copy(update={"last_seen_at": clock.now()})
+        assert (
+            services.auth.status_json(touched) == services.auth.status_of(touched).model_dump_json().encode()
+        )
+        assert (
+            json.loads(services.auth.status_json(touched))["session_expires_at"]
+            != json.loads(expired)["session_expires_at"]
+        )
+        assert (
+            services.auth.status_json(None) == b'{"authenticated":false,"broker_id":null,"user_name":null,'
+            b'"email":null,"device_id":null,"session_expires_at":null,"csrf_token":null,"broker":null}'
+        )
+
+    async def test_status_follows_the_broker_token_and_the_touch_between_writes(
+        self, client: httpx.AsyncClient, sign_in: SignIn, clock: ManualClock
+    ) -> None:
+        """The status answer is remembered per stored record: it must still change when the broker token
+        expires while the record stands, and when the touch writes a new record."""
+        await sign_in(client)
+        clock.advance(20 * 3600 + 29 * 60 + 30)  # 05:59:30 IST: this read touches the session
+        first = (await client.get("/api/auth/status")).json()
+        assert first["broker"]["state"] == "connected"
+        assert (await client.get("/api/auth/status")).json() == first
+        clock.advance(40)  # 06:00:10, inside the touch interval: the same stored record
+        second = (await client.get("/api/auth/status")).json()
+        assert second == first | {"broker": first["broker"] | {"state": "expired"}}
+        clock.advance(30)  # past the touch interval: a new record, the session's end slides
+        third = (await client.get("/api/auth/status")).json()
+        assert datetime.fromisoformat(third["session_expires_at"]) == datetime.fromisoformat(
+            first["session_expires_at"]
+        ) + timedelta(seconds=70)
+        assert third == second | {"session_expires_at": third["session_expires_at"]}
 
 
 class TestExpiry:

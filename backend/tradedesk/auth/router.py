@@ -35,6 +35,7 @@ from tradedesk.errors import (
     TooManyRequests,
     ValidationErrorBody,
 )
+from tradedesk.kit.routes import RequestOnlyRoute
 from tradedesk.sessions.dependencies import (
     CurrentSession,
     OptionalSession,
@@ -98,20 +99,24 @@ async def _failures_logged(
         raise
 
 
-# First in the table: the SPA polls it, and routes are matched in order.
-@router.get(
-    "/status",
-    response_model=AuthStatus,
-    operation_id="auth-status",
-    openapi_extra={"security": [{"SessionCookie": []}]},
-)
 async def auth_status(request: Request) -> Response:
     """Who is signed in on this browser, the CSRF token for unsafe requests, and the broker token's state."""
     # The SPA asks this on every load and focus: it resolves the session itself rather than through two
-    # dependencies, whose resolution cost as much as the rest of the request.
+    # dependencies, and its route calls it directly (RequestOnlyRoute).
     record = await session_of(request)
-    body = api_services(request).auth.status_of(record)
-    return Response(body.model_dump_json(), media_type="application/json")
+    return Response(api_services(request).auth.status_json(record), media_type="application/json")
+
+
+# First in the table: the SPA polls it, and routes are matched in order.
+router.add_api_route(
+    "/status",
+    auth_status,
+    methods=["GET"],
+    response_model=AuthStatus,
+    operation_id="auth-status",
+    openapi_extra={"security": [{"SessionCookie": []}]},
+    route_class_override=RequestOnlyRoute,
+)
 
 
 @router.post(

@@ -34,6 +34,8 @@ from tradedesk.sessions.record import SessionRecord, key_hash
 from tradedesk.sessions.service import NewSession, SessionService, SignedInUser
 
 log = logging.getLogger("tradedesk.auth")
+# Status answers remembered at once (about 600 bytes each); the oldest goes first.
+STATUS_JSON_REMEMBERED = 10_000
 
 SignInMethod = Literal["redirect", "request_token", "access_token"]
 # Told of every sign-in attempt's outcome: "success", or why it failed (a word the code chooses).
@@ -88,6 +90,9 @@ class AuthService:
         self.pending_signin_max = pending_signin_max
         # The app's metrics exist only once the services do; they attach here.
         self.sign_in_observer: SignInObserver | None = None
+        # key hash -> (record, broker connected, status JSON): see status_json.
+        self._status_json: dict[str, tuple[SessionRecord, bool, bytes]] = {}
+        self._signed_out_json = AuthStatus(authenticated=False).model_dump_json().encode("utf-8")
 
     def _count_sign_in(self, outcome: str) -> None:
         if self.sign_in_observer is not None:
@@ -264,10 +269,30 @@ class AuthService:
         )
         after_commit(db, partial(self._sessions.end_all_for_user, record.broker_id, keep=record))
 
+    def status_json(self, record: SessionRecord | None) -> bytes:
+        """``status_of`` as JSON. The answer depends only on the record and on whether the broker token
+        has expired, and records are immutable and shared by every request that reads the same stored
+        value: the JSON made for one record object is remembered until that object, or the token's state,
+        changes."""
+        if record is None:
+            return self._signed_out_json
+        connected = self._clock.now() < record.broker_token_expires_at
+        known = self._status_json.get(record.key_hash)
+        if known is not None and known[0] is record and known[1] is connected:
+            return known[2]
+        body = self._status(record, connected=connected).model_dump_json().encode("utf-8")
+        if known is None and len(self._status_json) >= STATUS_JSON_REMEMBERED:
+            del self._status_json[next(iter(self._status_json))]
+        self._status_json[record.key_hash] = (record, connected, body)
+        return body
+
     def status_of(self, record: SessionRecord | None) -> AuthStatus:
         if record is None:
             return AuthStatus(authenticated=False)
-        broker_state = "connected" if self._clock.now() < record.broker_token_expires_at else "expired"
+        return self._status(record, connected=self._clock.now() < record.broker_token_expires_at)
+
+    def _status(self, record: SessionRecord, *, connected: bool) -> AuthStatus:
+        broker_state = "connected" if connected else "expired"
         return AuthStatus(
             authenticated=True,
             broker_id=record.broker_id,

@@ -9,7 +9,7 @@ import logging
 import secrets
 from datetime import datetime
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 log = logging.getLogger("tradedesk.sessions")
 
@@ -54,6 +54,11 @@ def is_session_id(value: str) -> bool:
 
 
 class SessionRecord(BaseModel):
+    """One signed-in browser. Immutable: a process shares one decoded copy among all the requests that
+    read it, and a change is a new record (``model_copy(update=...)``) written back to the store."""
+
+    model_config = ConfigDict(frozen=True)
+
     key_hash: str
     handle: str
     broker_id: str

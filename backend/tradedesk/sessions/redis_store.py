@@ -36,7 +36,7 @@ class RedisSessionStore:
         self._codec = codec
         self.reads = TrackedKeys(redis, prefix=session_key_prefix(prefix), timeout_s=timeout_s)
         # The record last decoded from each tracked value: checking its MAC and parsing it again on every
-        # request would cost more than the rest of the read. Each caller gets its own copy to change.
+        # request would cost more than the rest of the read. Records are immutable, so readers share it.
         self._decoded: dict[str, tuple[bytes, SessionRecord]] = {}
 
     def _key(self, key_hash: str) -> str:
@@ -68,12 +68,12 @@ class RedisSessionStore:
             return None
         known = self._decoded.get(key)
         if known is not None and known[0] is raw:
-            return known[1].model_copy()
+            return known[1]
         record = self._codec.decode(raw, key_hash=key_hash)
         if record is not None:
             if len(self._decoded) >= self.reads.max_keys:
                 del self._decoded[next(iter(self._decoded))]
-            self._decoded[key] = (raw, record.model_copy())
+            self._decoded[key] = (raw, record)
         return record
 
     async def save(self, record: SessionRecord, *, expires_at: datetime, now: datetime) -> bool:

@@ -44,6 +44,8 @@ class SessionService:
         self._clock = clock
         self._cipher = cipher
         self._signer = CookieSigner(settings.effective_secret_keys, salt="tradedesk.session")
+        self._idle_timeout = timedelta(seconds=settings.session_idle_timeout_s)
+        self._touch_interval = timedelta(seconds=settings.session_touch_interval_s)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -61,8 +63,7 @@ class SessionService:
     def expires_at(self, record: SessionRecord) -> datetime:
         """When the session ends unless it is used again: its idle end or its absolute end, the earlier.
         The one place this rule lives (the store's expiry, the status and the device list all read it)."""
-        idle_end = record.last_seen_at + timedelta(seconds=self._settings.session_idle_timeout_s)
-        return min(idle_end, record.absolute_expires_at)
+        return min(record.last_seen_at + self._idle_timeout, record.absolute_expires_at)
 
     def new_session(
         self,
@@ -108,7 +109,8 @@ class SessionService:
         return session_key_hash(session_id)
 
     async def resolve(self, cookie_value: str | None, *, ip: str | None = None) -> SessionRecord | None:
-        """The live session behind a cookie, or None. One store round trip in the common case."""
+        """The live session behind a cookie, or None. One store read (with Redis, from the process's tracked
+        copy: no round trip in the steady state), and a write at most once per touch interval."""
         hashed = self.key_hash_of_cookie(cookie_value)
         if hashed is None:
             return None
@@ -119,10 +121,8 @@ class SessionService:
         if now >= self.expires_at(record):
             await self.store.delete(record)
             return None
-        if (now - record.last_seen_at).total_seconds() >= self._settings.session_touch_interval_s:
-            record.last_seen_at = now
-            if ip:
-                record.ip = ip
+        if now - record.last_seen_at >= self._touch_interval:
+            record = record.model_copy(update={"last_seen_at": now, "ip": ip or record.ip})
             if not await self.store.save(record, expires_at=self.expires_at(record), now=now):
                 return None  # revoked between the read and the write
         return record
