@@ -92,6 +92,7 @@ def build_state(
         cookies=SessionCookieTransport(settings, device_signer=CookieSigner(keys, salt="tradedesk.device")),
         auth=AuthService(
             sessions=sessions,
+            sessionmaker=sessionmaker,
             pending_signins=RedisPendingSignIns(redis, prefix=settings.redis_key_prefix)
             if redis
             else SqlPendingSignIns(sessionmaker),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -12,7 +14,7 @@ from tests.conftest import API_BASE, SPA_ORIGIN, as_app_role, make_settings
 from tradedesk.kit.clock import ManualClock
 from tradedesk.main import create_app
 
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 
 
 def kite_ok(data: object) -> httpx.Response:
@@ -32,7 +34,8 @@ async def broker_with(
         async def route(request: httpx.Request) -> httpx.Response:
             if request.url.path in ("/session/token", "/user/profile"):
                 return await kite_real.handle_async_request(request)
-            return handler(request)
+            answer = handler(request)
+            return answer if isinstance(answer, httpx.Response) else await answer
 
         settings = make_settings(as_app_role(clean_database), redis_prefix=redis_prefix)
         app = create_app(settings, clock=clock, kite_transport=httpx.MockTransport(route))
@@ -180,3 +183,42 @@ async def test_a_late_arriving_older_fill_rebuilds_fifo_order(
     still_open = (await client.get("/api/trades", params={"status": "open"})).json()["items"]
     assert [(t["entry_price"], t["realised_pnl"]) for t in closed] == [("100.0000", "100.0000")]
     assert [(t["entry_price"], t["quantity"]) for t in still_open] == [("110.0000", 5)]
+
+
+async def test_syncs_waiting_on_a_slow_broker_hold_no_database_connection(
+    broker_with: Callable[[Handler], httpx.AsyncClient], sign_in: object
+) -> None:
+    """More syncs wait on the broker than the API has database connections (10, and 10 more for a burst):
+    every one of them reaches the broker, and reads answer meanwhile."""
+    waiting = 0
+    release = asyncio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal waiting
+        if request.url.path == "/trades":
+            waiting += 1
+            await release.wait()
+        return kite_ok([GOOD_TRADE] if request.url.path == "/trades" else [])
+
+    client = broker_with(handler)
+    await sign_in(client)  # type: ignore[operator]
+    # This process holds every earlier test's garbage: a full collection during the burst can stall the
+    # loop past the Redis connect timeout (0.5 s). A served API freezes its startup heap instead.
+    gc.collect()
+    gc.disable()
+    syncs = [asyncio.create_task(client.post("/api/sync", json={})) for _ in range(25)]
+    try:
+        async with asyncio.timeout(10):
+            while waiting < len(syncs):
+                await asyncio.sleep(0.01)
+                done = [t.result() for t in syncs if t.done()]
+                assert not done, [(a.status_code, a.text) for a in done]
+        async with asyncio.timeout(2):
+            page = await client.get("/api/trades")
+        assert page.status_code == 200, page.text
+    finally:
+        release.set()
+        gc.enable()
+    answers = await asyncio.gather(*syncs)
+    assert [a.status_code for a in answers] == [200] * len(syncs)
+    assert sum(a.json()["fills_new"] for a in answers) == 1  # serialised per user: stored once

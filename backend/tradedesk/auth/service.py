@@ -13,7 +13,7 @@ from functools import partial
 from typing import Literal
 from urllib.parse import urlencode
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk import audit
 from tradedesk.audit import Actor, AuditKind
@@ -28,7 +28,7 @@ from tradedesk.db import after_commit
 from tradedesk.errors import AppError, BrokerTokenInvalid, SessionNotFound
 from tradedesk.kit.clock import Clock, next_kite_token_expiry
 from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError
-from tradedesk.kit.repository import bind_tenant
+from tradedesk.kit.repository import bind_tenant, tenant_session
 from tradedesk.logs import log_tag
 from tradedesk.sessions.record import SessionRecord, key_hash
 from tradedesk.sessions.service import NewSession, SessionService, SignedInUser
@@ -72,6 +72,7 @@ class AuthService:
         self,
         *,
         sessions: SessionService,
+        sessionmaker: async_sessionmaker[AsyncSession],
         pending_signins: PendingSignInStore,
         kite: KiteClient,
         cipher: CredentialCipher,
@@ -81,6 +82,7 @@ class AuthService:
         pending_signin_max: int,
     ) -> None:
         self._sessions = sessions
+        self._sessionmaker = sessionmaker
         self._pending_signins = pending_signins
         self._kite = kite
         self._cipher = cipher
@@ -322,14 +324,14 @@ class AuthService:
 
     async def disconnect(self, db: AsyncSession, *, record: SessionRecord) -> None:
         """Invalidate every access token the user's sessions and stored credentials hold, wipe the stored
-        credentials, end every session of the user."""
-        await bind_tenant(db, record.broker_id)
-        credentials_repo = BrokerCredentialsRepository(db, record.broker_id)
+        credentials, end every session of the user. The broker calls run between two short transactions,
+        so a slow broker holds no database connection; credentials stored meanwhile are wiped all the same."""
         ciphertexts = {r.credentials_enc for r in await self._sessions.list_for_user(record.broker_id)}
         ciphertexts.add(record.credentials_enc)
-        stored = await credentials_repo.get()
-        if stored is not None:
-            ciphertexts.add(stored.credentials_enc)
+        async with tenant_session(self._sessionmaker, record.broker_id) as read:
+            stored = await BrokerCredentialsRepository(read, record.broker_id).get()
+            if stored is not None:
+                ciphertexts.add(stored.credentials_enc)
         tokens: dict[str, BrokerCredentialsPlain] = {}
         for ciphertext in ciphertexts:
             try:
@@ -349,7 +351,8 @@ class AuthService:
                 log.warning(
                     "broker logout failed for broker=%s: %s", log_tag(record.broker_id), type(exc).__name__
                 )
-        await credentials_repo.wipe()
+        await bind_tenant(db, record.broker_id)
+        await BrokerCredentialsRepository(db, record.broker_id).wipe()
         await self._audit_by(
             db, record=record, kind=AuditKind.DISCONNECT, detail={"broker_tokens_invalidated": len(tokens)}
         )

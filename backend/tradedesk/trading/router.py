@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from tradedesk.errors import BadRequest, ErrorBody, NotFound, ValidationErrorBody
 from tradedesk.kit.calendar import periods_for, validate_range, win_rate
-from tradedesk.sessions.dependencies import CurrentSession, TenantDb
+from tradedesk.sessions.dependencies import CurrentSession
 from tradedesk.trading import service
 from tradedesk.trading.dependencies import RiskRepo, Today, TradeRepo, Trading
 from tradedesk.trading.repository import TradeFilter, TradeRepository
@@ -131,14 +131,12 @@ async def _checked_symbol(repo: TradeRepository, symbol: str | None) -> str | No
 
 
 @router.post("/sync", response_model=SyncResult, operation_id="trading-sync", responses=_BROKER_ERRORS)
-async def sync(
-    body: SyncRequest, trading: Trading, today: Today, db: TenantDb, record: CurrentSession
-) -> SyncResult:
+async def sync(body: SyncRequest, trading: Trading, today: Today, record: CurrentSession) -> SyncResult:
     """Pull the day's executions from the broker, store the new ones and match them into round trips.
     Running it again stores nothing twice."""
     if body.day is not None and not date(2000, 1, 1) <= body.day <= today:
         raise BadRequest("'day' must be a past or current IST trading day.")
-    return await trading.sync_fills(db, record=record, day=body.day)
+    return await trading.sync_fills(record=record, day=body.day)
 
 
 @router.get(

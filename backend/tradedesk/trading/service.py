@@ -261,9 +261,10 @@ class TradingService:
             )
             raise
 
-    async def sync_fills(self, db: AsyncSession, *, record: SessionRecord, day: date | None) -> SyncResult:
+    async def sync_fills(self, *, record: SessionRecord, day: date | None) -> SyncResult:
         """Everything the broker answers is read and validated before anything is written (an unreadable
-        answer is a 502 and stores nothing); the write is one transaction, serialised per user."""
+        answer is a 502 and stores nothing); the write is one transaction of its own, serialised per user,
+        opened only once the broker has answered: a slow broker holds no database connection."""
         credentials = self._broker_credentials(record)
         async with self._noting_token_refusal(record):
             trades = await self._kite.trades(
@@ -272,11 +273,16 @@ class TradingService:
             orders = await self._kite.orders(
                 api_key=credentials.api_key, access_token=credentials.access_token
             )
-        by_order = {order.order_id: order for order in orders}
         if day is not None:
             trades = [t for t in trades if ist_day(t.fill_timestamp) == day]
-        now = self._clock.now()
+        async with tenant_session(self._sessionmaker, record.broker_id) as db:
+            return await self._store_fills(db, record=record, trades=trades, orders=orders)
 
+    async def _store_fills(
+        self, db: AsyncSession, *, record: SessionRecord, trades: list[KiteTrade], orders: list[KiteOrder]
+    ) -> SyncResult:
+        by_order = {order.order_id: order for order in orders}
+        now = self._clock.now()
         if db.get_bind().dialect.name == "postgresql":
             # Two syncs of one user must not match the same open lots at once.
             await db.execute(
