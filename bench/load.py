@@ -76,7 +76,7 @@ from tests.conftest import (  # noqa: E402
     register_broker_user,
     request_token_for,
 )
-from tests.procs import Proc, free_port, python_module, shared_env  # noqa: E402
+from tests.procs import Proc, ProductProcesses  # noqa: E402
 from tradedesk.agents.orders import parse_tag  # noqa: E402
 from tradedesk.agents.schemas import LIVE_STATES as AGENT_LIVE_STATES  # noqa: E402
 from tradedesk.agents.strategies.sma_crossover import SmaParams  # noqa: E402
@@ -630,67 +630,25 @@ class Trader:
 # -- processes -------------------------------------------------------------------------------------------
 
 
-class Topology:
+class Topology(ProductProcesses):
     def __init__(self, *, database: str, prefix: str, lease_ttl_s: float, signin_limit: int) -> None:
-        kite_port = free_port()
-        self.kite = f"http://127.0.0.1:{kite_port}"
-        self.apis = {name: f"http://127.0.0.1:{free_port()}" for name in INSTANCES}
-        env = shared_env(
-            dsn(database, driver="postgresql+asyncpg"),
-            prefix,
-            kite=self.kite,
+        super().__init__(
+            database_url=dsn(database, driver="postgresql+asyncpg"),
+            redis_prefix=prefix,
             spa=SPA,
-            callback_api=self.apis["a"],
-            TRADEDESK_CLOCK="kitesim",
+            apis=INSTANCES,
+            workers=WORKERS,
+            kitesim_args=("--start-at", MONDAY_0930_IST, "--log-level", "warning"),
+            label="load",
             TRADEDESK_AGENT_LEASE_TTL_S=str(lease_ttl_s),
             TRADEDESK_LOG_LEVEL="warning",
             # Every trader signs in from this one address and with the demo app's one key.
             TRADEDESK_SIGNIN_RATE_LIMIT=str(signin_limit),
             TRADEDESK_SIGNIN_RATE_LIMIT_PER_KEY=str(signin_limit),
         )
-        self.kitesim = Proc(
-            python_module(
-                "kitesim", "--port", str(kite_port), "--start-at", MONDAY_0930_IST, "--log-level", "warning"
-            ),
-            env=env,
-            health_url=f"{self.kite}/sim/clock",
-            name="load-kitesim",
-        )
-        self.api_procs = {
-            name: Proc(
-                python_module("tradedesk", "--port", url.rsplit(":", 1)[1], "--log-level", "warning"),
-                env={**env, "TRADEDESK_AGENT_RUNTIME": "off"},
-                health_url=f"{url}/healthz",
-                name=f"load-api-{name}",
-            )
-            for name, url in self.apis.items()
-        }
-        self.workers = {
-            name: Proc(
-                python_module("tradedesk.agents.worker", "--runtime-id", name),
-                env=env,
-                health_url=None,
-                name=f"load-worker-{name}",
-            )
-            for name in WORKERS
-        }
 
-    @property
-    def procs(self) -> dict[str, Proc]:
-        return {
-            "kitesim": self.kitesim,
-            **{f"api-{n}": p for n, p in self.api_procs.items()},
-            **{f"worker-{n}": p for n, p in self.workers.items()},
-        }
-
-    def start(self) -> None:
-        self.kitesim.start(timeout_s=60)
-        for proc in [*self.api_procs.values(), *self.workers.values()]:
-            proc.start(timeout_s=60)
-
-    def stop(self) -> None:
-        for proc in [*self.workers.values(), *self.api_procs.values(), self.kitesim]:
-            proc.stop()
+    def start(self, timeout_s: float = 60) -> None:
+        super().start(timeout_s)
 
 
 class ProcessWatch:

@@ -133,3 +133,74 @@ def sign_in_over_http(
     assert status.status_code == 200, status.text
     browser.headers["X-CSRF-Token"] = status.json()["csrf_token"]
     return browser
+
+
+class ProductProcesses:
+    """The deployed topology as local processes: kitesim, API instances without agent runtimes and agent
+    workers, all sharing one database and one Redis prefix (``shared_env``), the product on kitesim's
+    clock. kitesim's redirect goes to the first API instance."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        redis_prefix: str,
+        spa: str,
+        apis: tuple[str, ...],
+        workers: tuple[str, ...],
+        kitesim_args: tuple[str, ...],
+        label: str,
+        **env_extra: str,
+    ) -> None:
+        kite_port = free_port()
+        self.kite = f"http://127.0.0.1:{kite_port}"
+        self.apis = {name: f"http://127.0.0.1:{free_port()}" for name in apis}
+        self.env = shared_env(
+            database_url,
+            redis_prefix,
+            kite=self.kite,
+            spa=spa,
+            callback_api=self.apis[apis[0]],
+            TRADEDESK_CLOCK="kitesim",
+            **env_extra,
+        )
+        self.kitesim = Proc(
+            python_module("kitesim", "--port", str(kite_port), *kitesim_args),
+            env=self.env,
+            health_url=f"{self.kite}/sim/clock",
+            name=f"{label}-kitesim",
+        )
+        self.api_procs = {
+            name: Proc(
+                python_module("tradedesk", "--port", url.rsplit(":", 1)[1], "--log-level", "warning"),
+                env={**self.env, "TRADEDESK_AGENT_RUNTIME": "off"},
+                health_url=f"{url}/healthz",
+                name=f"{label}-api-{name}",
+            )
+            for name, url in self.apis.items()
+        }
+        self.workers = {
+            name: Proc(
+                python_module("tradedesk.agents.worker", "--runtime-id", name),
+                env=self.env,
+                health_url=None,
+                name=f"{label}-worker-{name}",
+            )
+            for name in workers
+        }
+
+    @property
+    def procs(self) -> dict[str, Proc]:
+        return {
+            "kitesim": self.kitesim,
+            **{f"api-{n}": p for n, p in self.api_procs.items()},
+            **{f"worker-{n}": p for n, p in self.workers.items()},
+        }
+
+    def start(self, timeout_s: float = 20) -> None:
+        for proc in [self.kitesim, *self.api_procs.values(), *self.workers.values()]:
+            proc.start(timeout_s=timeout_s)
+
+    def stop(self) -> None:
+        for proc in [*self.workers.values(), *self.api_procs.values(), self.kitesim]:
+            proc.stop()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET
-from tests.procs import Proc, free_port, python_module, shared_env, sign_in_over_http
+from tests.procs import ProductProcesses, sign_in_over_http
 from tests.procs import request_token as procs_request_token
 
 pytestmark = pytest.mark.multiprocess
@@ -30,58 +30,19 @@ LEASE_TTL_S = 5.0
 MONDAY_0920_IST = "2026-11-30T09:20:00+05:30"
 
 
-class World:
+class World(ProductProcesses):
     def __init__(self, *, database_url: str, redis_prefix: str) -> None:
         self.database_url = database_url
-        kite_port, port_a, port_b = free_port(), free_port(), free_port()
-        self.kite = f"http://127.0.0.1:{kite_port}"
-        self.apis = {"a": f"http://127.0.0.1:{port_a}", "b": f"http://127.0.0.1:{port_b}"}
-        env = shared_env(
-            database_url,
-            redis_prefix,
-            kite=self.kite,
+        super().__init__(
+            database_url=database_url,
+            redis_prefix=redis_prefix,
             spa=SPA,
-            callback_api=self.apis["a"],
-            TRADEDESK_CLOCK="kitesim",
+            apis=("a", "b"),
+            workers=("w1", "w2"),
+            kitesim_args=("--speed", str(SPEED), "--start-at", MONDAY_0920_IST),
+            label="agents",
             TRADEDESK_AGENT_LEASE_TTL_S=str(LEASE_TTL_S),
         )
-        self.kitesim = Proc(
-            python_module(
-                "kitesim", "--port", str(kite_port), "--speed", str(SPEED), "--start-at", MONDAY_0920_IST
-            ),
-            env=env,
-            health_url=f"{self.kite}/sim/clock",
-            name="kitesim-agents",
-        )
-        self.api_procs = {
-            name: Proc(
-                python_module("tradedesk", "--port", url.rsplit(":", 1)[1], "--log-level", "warning"),
-                env={**env, "TRADEDESK_AGENT_RUNTIME": "off"},
-                health_url=f"{url}/healthz",
-                name=f"api-agents-{name}",
-            )
-            for name, url in self.apis.items()
-        }
-        self.workers = {
-            name: Proc(
-                python_module("tradedesk.agents.worker", "--runtime-id", name),
-                env=env,
-                health_url=None,
-                name=f"worker-{name}",
-            )
-            for name in ("w1", "w2")
-        }
-
-    def start(self) -> None:
-        self.kitesim.start()
-        for proc in self.api_procs.values():
-            proc.start()
-        for proc in self.workers.values():
-            proc.start()
-
-    def stop(self) -> None:
-        for proc in [*self.workers.values(), *self.api_procs.values(), self.kitesim]:
-            proc.stop()
 
     def restart_ours(self) -> None:
         """Every process of the product, not the broker (whose tokens live in its memory)."""
