@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 from functools import cached_property
+from ipaddress import IPv4Address
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, IPvAnyAddress, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tradedesk.kit.keys import InstallKeys, load_or_create_key_file
@@ -108,9 +109,11 @@ class Settings(BaseSettings):
     pending_signin_max: int = Field(default=10_000, ge=10)
     # /docs and /openapi.json: None means on in development, off in production.
     docs_enabled: bool | None = None
-    # /metrics: served on this API only with `Authorization: Bearer <token>`, or on its own port.
+    # /metrics: served on this API only with `Authorization: Bearer <token>`, or on its own port (an agent
+    # worker's only one), bound to metrics_host: loopback unless the scraper is on another host or container.
     metrics_token: SecretStr | None = None
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: IPvAnyAddress = IPv4Address("127.0.0.1")
     # One tradedesk.http line per request (method, route, status, duration, request id).
     access_log: bool = True
     log_format: Literal["json", "text"] = "json"

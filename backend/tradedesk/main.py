@@ -29,6 +29,7 @@ from tradedesk.kit.clock import Clock, SystemClock
 from tradedesk.kit.crypto import CredentialCipher
 from tradedesk.kit.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from tradedesk.kit.signing import CookieSigner
+from tradedesk.metrics.agents import RuntimeMetrics
 from tradedesk.metrics.exposition import MetricsListener, count_session_store_errors, metrics_router
 from tradedesk.metrics.instruments import AppMetrics
 from tradedesk.middleware import (
@@ -128,7 +129,7 @@ def create_app(
     )
     state = build_state(settings, clock=clock or sim_clock, kite_transport=kite_transport)
     metrics = state.metrics = AppMetrics(state)
-    metrics_listener = MetricsListener(metrics, port=settings.metrics_port)
+    metrics_listener = MetricsListener(metrics, port=settings.metrics_port, host=settings.metrics_host)
     agents = build_agent_services(
         settings,
         sessionmaker=state.sessionmaker,
@@ -138,6 +139,8 @@ def create_app(
         clock=state.clock,
         with_runtime=settings.agent_runtime == "on",
     )
+    if agents.runtime is not None:
+        RuntimeMetrics(metrics.registry, agents.runtime, clock=state.clock)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

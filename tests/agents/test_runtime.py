@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict
 
 from kitesim.clock import SimClock
@@ -30,6 +31,7 @@ from tradedesk.agents.strategies.base import (
 from tradedesk.agents.strategies.registry import STRATEGIES
 from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.kit.calendar import ist_day
+from tradedesk.metrics.agents import RuntimeMetrics
 
 SYMBOL = "INFY"
 
@@ -399,3 +401,55 @@ class TestLifecycle:
         net = sum(o["filled_quantity"] * (1 if o["transaction_type"] == "BUY" else -1) for o in orders)
         assert net == 0
         assert Decimal(seen["realised_pnl_today"]) < 0
+
+
+class TestMetrics:
+    async def test_the_runtime_counts_what_it_does(
+        self, api: Any, trader: httpx.AsyncClient, kitesim: Any, sim_clock: SimClock
+    ) -> None:
+        agent = await start(trader, lots=2)
+        runtime = scripted_runtime(api)
+        registry = CollectorRegistry()
+        RuntimeMetrics(registry, runtime, clock=api.state.td.clock)
+        for _ in range(4):
+            await runtime.tick()
+            sim_clock.advance(60)
+
+        def value(name: str, **labels: str) -> float | None:
+            return registry.get_sample_value(name, labels)
+
+        assert value("tradedesk_agents_held", runtime="rt-a") == 1
+        assert value("tradedesk_agent_claims_total") == 1
+        # B1, then S1 once B1 filled, each sent right after the decision that made it.
+        assert value("tradedesk_agent_orders_total", outcome="sent") == 2
+        assert value("tradedesk_agent_orders_total", outcome="rejected") == 0
+        assert value("tradedesk_agent_order_ack_seconds_count") == 2
+        decisions = value("tradedesk_agent_decisions_total")
+        assert decisions is not None and decisions >= 3
+        assert value("tradedesk_agent_cycle_prepare_seconds_count") == 4
+
+        await trader.post(f"/api/agents/{agent['id']}/stop")
+        await runtime.tick()
+        assert value("tradedesk_agents_held", runtime="rt-a") == 0
+        assert value("tradedesk_agent_drops_total", reason="stopped") == 1
+        # The square-off: S1 cancelled and the position sold, answered outside any decision.
+        assert value("tradedesk_agent_orders_total", outcome="sent") == 4
+        assert value("tradedesk_agent_order_ack_seconds_count") == 2
+
+    async def test_a_rejection_and_a_lost_lease_are_counted(
+        self, api: Any, trader: httpx.AsyncClient, kitesim: Any, sim_clock: SimClock
+    ) -> None:
+        agent = await start(trader, tradingsymbol="NOSUCHSYMBOL")
+        leases = shared_leases(api)
+        runtime = scripted_runtime(api, leases=leases)
+        registry = CollectorRegistry()
+        RuntimeMetrics(registry, runtime, clock=api.state.td.clock)
+        await runtime.tick()
+        assert registry.get_sample_value("tradedesk_agent_orders_total", {"outcome": "rejected"}) == 1
+        lease = runtime._held[("DEMO01", agent["id"])].lease
+        await leases.release(lease, "rt-a")
+        await leases.claim(lease, "someone-else", ttl_ms=60_000)
+        sim_clock.advance(60)
+        await runtime.tick()
+        assert registry.get_sample_value("tradedesk_agent_drops_total", {"reason": "lease_lost"}) == 1
+        assert registry.get_sample_value("tradedesk_agents_held", {"runtime": "rt-a"}) == 0

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 
 from tests.conftest import (
     API_BASE,
@@ -25,6 +26,7 @@ from tests.conftest import (
     sign_in_through,
 )
 from tests.procs import free_port
+from tradedesk.config import Settings
 from tradedesk.kit.clock import ManualClock
 from tradedesk.main import create_app
 from tradedesk.metrics.instruments import MAX_SIGN_IN_OUTCOMES, AppMetrics
@@ -40,6 +42,17 @@ FAMILIES = (
     "tradedesk_db_pool_checked_out",
     "tradedesk_db_pool_size",
     "tradedesk_db_pool_overflow",
+)
+# A process that runs agents (a worker, or an API with its runtime on) adds these.
+AGENT_FAMILIES = (
+    "tradedesk_agents_held",
+    "tradedesk_agent_decisions",
+    "tradedesk_agent_orders",
+    "tradedesk_agent_order_ack_seconds",
+    "tradedesk_agent_cycle_prepare_seconds",
+    "tradedesk_agent_claims",
+    "tradedesk_agent_drops",
+    "tradedesk_clock_skew_seconds",
 )
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -300,6 +313,23 @@ class TestMetricsPort:
             with pytest.raises(httpx.ConnectError):
                 await prometheus.get(f"http://127.0.0.1:{port}/metrics")
 
+    async def test_the_port_is_bound_to_the_address_asked_for(
+        self, clean_database: str, redis_prefix: str, clock: ManualClock, kitesim: object
+    ) -> None:
+        port = free_port()
+        settings = make_settings(
+            as_app_role(clean_database), redis_prefix=redis_prefix, metrics_port=port, metrics_host="::1"
+        )
+        app = create_app(settings, clock=clock, kite_transport=httpx.ASGITransport(app=kitesim))  # type: ignore[arg-type]
+        async with app.router.lifespan_context(app), httpx.AsyncClient() as prometheus:
+            assert (await prometheus.get(f"http://[::1]:{port}/metrics")).status_code == 200
+            with pytest.raises(httpx.ConnectError):
+                await prometheus.get(f"http://127.0.0.1:{port}/metrics")
+
+    def test_an_address_that_is_not_one_is_refused(self) -> None:
+        with pytest.raises(ValidationError, match="metrics_host"):
+            Settings(metrics_host="all-interfaces")
+
     async def test_a_port_in_use_fails_startup(
         self, clean_database: str, redis_prefix: str, clock: ManualClock, kitesim: object
     ) -> None:
@@ -331,6 +361,16 @@ class TestRecordSignIn:
         counted = [labels for name, labels in others if name == "tradedesk_sign_ins_total"]
         assert all(value(others, "tradedesk_sign_ins_total", **dict(labels)) == 0 for labels in counted)
 
+    async def test_an_api_that_runs_agents_exports_the_runtimes_families(self, make_api: MakeApi) -> None:
+        runs, serves = await make_api(agent_runtime="on"), await make_api()
+        families, samples = parse((await runs.state.td.metrics.exposition()).decode())
+        # Its clock is the test's, not one that follows the database: no skew to report.
+        assert set(AGENT_FAMILIES) - families == {"tradedesk_clock_skew_seconds"}
+        runtime_id = runs.state.agents.runtime.runtime_id
+        assert value(samples, "tradedesk_agents_held", runtime=runtime_id) == 0
+        families, _ = parse((await serves.state.td.metrics.exposition()).decode())
+        assert not set(AGENT_FAMILIES) & families
+
     async def test_outcomes_beyond_the_cap_count_as_other(self, make_api: MakeApi) -> None:
         metrics = AppMetrics((await make_api()).state.td)
         for n in range(MAX_SIGN_IN_OUTCOMES + 5):
@@ -350,4 +390,4 @@ class TestDashboard:
             for e in exprs
             for m in re.findall(r"tradedesk_\w+", e)
         }
-        assert named == set(FAMILIES)
+        assert named == set(FAMILIES) | set(AGENT_FAMILIES)

@@ -197,7 +197,7 @@ class Deployment:
         self.workdir = workdir
         self.tls = workdir / "tls"
         self.ports = {name: free_port() for name in ("kitesim", "api-1", "api-2", "spa")}
-        self.metrics_ports = {"api-1": free_port(), "api-2": free_port()}
+        self.metrics_ports = {name: free_port() for name in ("api-1", "api-2", "worker-1", "worker-2")}
         self.proxies = {
             name: Proxy(
                 name, workdir / f"proxy-{name}", ports={k: free_port() for k in ("spa", "api", "kite")}
@@ -248,7 +248,11 @@ class Deployment:
             **{
                 name: Proc(
                     python_module("tradedesk.agents.worker", "--runtime-id", name),
-                    env={**env, "TRADEDESK_AGENT_ALIVE_FILE": str(alive)},
+                    env={
+                        **env,
+                        "TRADEDESK_AGENT_ALIVE_FILE": str(alive),
+                        "TRADEDESK_METRICS_PORT": str(self.metrics_ports[name]),
+                    },
                     health_url=None,
                     name=name,
                 )
@@ -385,17 +389,20 @@ class Deployment:
             timeout=10,
         )
 
+    def metric(self, process: str, sample_name: str, **labels: str) -> float:
+        """The sum of ``process``'s samples of that name whose labels include ``labels`` (its own metrics,
+        on its own port)."""
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_ports[process]}/metrics", timeout=5).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == sample_name and labels.items() <= sample.labels.items()
+        )
+
     def requests_served(self, instance: str, route: str) -> int:
-        """How many requests ``instance`` has answered on ``route`` (its own metrics, on its own port)."""
-        text = httpx.get(f"http://127.0.0.1:{self.metrics_ports[instance]}/metrics", timeout=5).text
-        total = 0.0
-        for family in text_string_to_metric_families(text):
-            if family.name != REQUESTS_METRIC:
-                continue
-            for sample in family.samples:
-                if sample.name == f"{REQUESTS_METRIC}_count" and sample.labels.get("route") == route:
-                    total += sample.value
-        return int(total)
+        """How many requests ``instance`` has answered on ``route``."""
+        return int(self.metric(instance, f"{REQUESTS_METRIC}_count", route=route))
 
 
 def start_redirect_sign_in(browser: httpx.Client, origins: Origins) -> httpx.Response:

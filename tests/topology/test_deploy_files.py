@@ -31,6 +31,7 @@ from tests.conftest import (
     sign_in_through,
 )
 from tests.procs import ROOT
+from tests.support.agents import build_runtime
 from tests.topology.deployment import (
     NGINX,
     NO_NGINX,
@@ -41,8 +42,9 @@ from tests.topology.deployment import (
     stripping_forwarded_headers,
     template_variables,
 )
-from tradedesk.kit.clock import ManualClock
+from tradedesk.kit.clock import ManualClock, ReferencedClock
 from tradedesk.main import create_app
+from tradedesk.metrics.agents import WorkerMetrics
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "tradedesk.json"
 COMPOSE = ROOT / "docker-compose.yml"
@@ -164,6 +166,21 @@ async def exported(
         ):
             assert (await client.get("/api/auth/status")).status_code == 503
             found.add(await scrape(client))
+        # What a worker exports, with one of each observation so that every labelled family has a sample.
+        worker_app = create_app(settings, clock=clock, kite_transport=httpx.ASGITransport(app=kitesim))  # type: ignore[arg-type]
+        state = worker_app.state.td
+        # A worker on the system clock follows the database's (ReferencedClock), which adds the skew gauge.
+        database_clock = ReferencedClock(lambda: asyncio.sleep(0, clock.now()))
+        worker = WorkerMetrics(
+            build_runtime(worker_app), engine=state.engine, kite=state.kite, clock=database_clock
+        )
+        worker.agents.order_answered("sent", 0.05)
+        worker.agents.dropped("lease lost")
+        worker.broker.observe("/orders", 0.01, "BrokerTimeout")
+        found.add((await worker.exposition()).decode("utf-8"))
+        await state.kite.aclose()
+        await state.engine.dispose()
+        await state.sessions.store.close()
     return found
 
 
@@ -341,13 +358,21 @@ def test_files_the_compose_file_names_exist(compose: dict[str, Any]) -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), source
-    # Prometheus scrapes each API instance under a name the instances answer to.
+    # Prometheus scrapes each API instance under a name the instances answer to, and each worker on the
+    # port it listens on for metrics, bound where this network reaches it.
     prometheus = yaml.safe_load(PROMETHEUS.read_text())
-    (job,) = prometheus["scrape_configs"]
-    targets = job["static_configs"][0]["targets"]
-    assert targets == ["api-1:8000", "api-2:8000"]
+    jobs = {job["job_name"]: job["static_configs"][0]["targets"] for job in prometheus["scrape_configs"]}
+    assert jobs["tradedesk-api"] == ["api-1:8000", "api-2:8000"]
     allowed = compose["services"]["api-1"]["environment"]["TRADEDESK_ALLOWED_HOSTS"].split(",")
-    assert {target.split(":")[0] for target in targets} <= set(allowed)
+    assert {target.split(":")[0] for target in jobs["tradedesk-api"]} <= set(allowed)
+    workers = sorted(name for name in compose["services"] if name.startswith("worker-"))
+    assert workers == ["worker-1", "worker-2"]
+    for target in jobs["tradedesk-worker"]:
+        host, port = target.split(":")
+        environment = compose["services"][host]["environment"]
+        assert environment["TRADEDESK_METRICS_PORT"] == port
+        assert environment["TRADEDESK_METRICS_HOST"] == "0.0.0.0"
+    assert sorted(target.split(":")[0] for target in jobs["tradedesk-worker"]) == workers
 
 
 # -- the proxy config -----------------------------------------------------------------------------------

@@ -108,6 +108,14 @@ def test_live_events_pass_through_the_proxy_as_they_happen(start_deployment: Sta
         data = next(line for at, line in lines if at >= arrived_at and line.startswith("data:"))
         assert json.loads(data.removeprefix("data:"))["id"] == started.json()["id"]
         assert problems == []
+        # The operator's view: exactly one of the two workers drives it, by their own metrics.
+        deadline = time.monotonic() + 5
+        while True:
+            held = {name: deployment.metric(name, "tradedesk_agents_held") for name in deployment.alive_files}
+            if sum(held.values()) == 1:
+                break
+            assert time.monotonic() < deadline, held
+            time.sleep(0.1)
 
 
 def wait_for_line(lines: list[tuple[float, str]], prefix: str, *, after: float, timeout_s: float) -> float:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -202,6 +202,26 @@ class RuntimeIdInUse(Exception):
     """Another live process runs under this runtime id; this one must not drive any agent."""
 
 
+class RuntimeObserver(Protocol):
+    """Told of what a runtime does as it does it (the metrics): cheap calls, on the runtime's own path."""
+
+    def cycle_prepared(self, duration_s: float) -> None:
+        """A cycle's shared view (orders to settle, instruments, quotes, candles) took this long."""
+
+    def decided(self) -> None:
+        """An agent took a decision."""
+
+    def order_answered(self, status: str, ack_s: float | None) -> None:
+        """The broker answered an order (``status``: sent, rejected, unknown or recorded); ``ack_s``: from
+        the decision to the answer, for an order sent right after its decision."""
+
+    def claimed(self) -> None:
+        """An agent was taken over (started, or moved from another runtime)."""
+
+    def dropped(self, why: str) -> None:
+        """An agent left this runtime (``why``: a phrase the code chooses)."""
+
+
 class AgentRuntime:
     def __init__(
         self,
@@ -250,6 +270,7 @@ class AgentRuntime:
         self.ack_latencies_s: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
         # decisions taken per second of time.perf_counter(), the last hour of them
         self.decisions_per_second: collections.Counter[int] = collections.Counter()
+        self.observer: RuntimeObserver | None = None
 
     @property
     def runtime_id(self) -> str:
@@ -354,6 +375,8 @@ class AgentRuntime:
             self._cycle_at = now_mono
             self._view = await self._begin_cycle()
             self._slot = 0
+            if self.observer is not None:
+                self.observer.cycle_prepared(time.monotonic() - now_mono)
         if self._view is not None and self._slot < self._slots:
             await self._drive_slot(self._view, self._slot)
             self._slot += 1
@@ -403,6 +426,8 @@ class AgentRuntime:
             return
         await self._leases.release(held.lease, self.runtime_id)
         log.info("agent %s of broker=%s dropped: %s", held.agent_id, log_tag(held.broker_id), why)
+        if self.observer is not None:
+            self.observer.dropped(why)
 
     async def _claim_guarded(self, row: RunnableAgent) -> None:
         async with self._gate:
@@ -422,6 +447,8 @@ class AgentRuntime:
             raise
         if held is not None:
             self._held[held.key] = held
+            if self.observer is not None:
+                self.observer.claimed()
 
     async def _take_over(self, row: RunnableAgent, lease: str) -> HeldAgent | None:
         """Take an agent over in one transaction: its row, today's recorded intents and its credentials.
@@ -864,6 +891,8 @@ class AgentRuntime:
         self.decisions_per_second[second] += 1
         if len(self.decisions_per_second) > 3600:
             del self.decisions_per_second[min(self.decisions_per_second)]
+        if self.observer is not None:
+            self.observer.decided()
         decided_at = time.perf_counter()
         await self._apply(held, decision, now=now, extra=journal_items)
         await self._send_pending(held, now=now, decided_at=decided_at, flush=False)
@@ -1012,9 +1041,13 @@ class AgentRuntime:
                 if not await self._leases.holds(held.lease, self.runtime_id):
                     raise LeaseLost()
                 held.outcomes.append(await self._send(held, record))
+                ack_s: float | None = None
                 if decided_at is not None and record.status == "sent":
                     acked_at = time.perf_counter()
-                    self.ack_latencies_s.append((acked_at, acked_at - decided_at))
+                    ack_s = acked_at - decided_at
+                    self.ack_latencies_s.append((acked_at, ack_s))
+                if self.observer is not None:
+                    self.observer.order_answered(record.status, ack_s)
         finally:
             if flush:
                 await self._flush(held, now=now)

@@ -27,6 +27,8 @@ from tradedesk.kit.clock import Clock, ReferencedClock, SystemClock
 from tradedesk.kit.crypto import CredentialCipher
 from tradedesk.kit.keys import KeyFileError
 from tradedesk.logs import logging_config
+from tradedesk.metrics.agents import WorkerMetrics
+from tradedesk.metrics.exposition import MetricsListener
 from tradedesk.redis import create_redis
 
 log = logging.getLogger("tradedesk.agents")
@@ -77,12 +79,18 @@ async def run_worker(settings: Settings, *, report: Callable[[AgentRuntime], Non
         clock=clock,
         with_runtime=True,
     )
+    assert services.runtime is not None
+    metrics = MetricsListener(
+        WorkerMetrics(services.runtime, engine=engine, kite=kite, clock=clock),
+        port=settings.metrics_port,
+        host=settings.metrics_host,
+    )
+    await metrics.start()
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     services.start()
-    assert services.runtime is not None
     log.info("agent worker %s running", services.runtime.runtime_id)
     refused = False
     try:
@@ -97,6 +105,7 @@ async def run_worker(settings: Settings, *, report: Callable[[AgentRuntime], Non
         if report is not None:
             report(services.runtime)
         await services.close()
+        await metrics.stop()
         if sim_clock is not None:
             await sim_clock.aclose()
         if db_clock is not None:

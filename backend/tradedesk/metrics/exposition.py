@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import socket
 from collections.abc import Iterator
+from typing import Protocol
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -18,7 +20,13 @@ from starlette.types import Receive, Scope, Send
 from tradedesk.errors import NotAuthenticated, SessionStoreUnavailable, error_response
 from tradedesk.metrics.instruments import AppMetrics
 
-LISTENER_HOST = "127.0.0.1"
+LISTENER_HOST = ipaddress.ip_address("127.0.0.1")
+
+
+class Exposition(Protocol):
+    async def exposition(self) -> bytes:
+        """The registry in Prometheus text format."""
+        ...
 
 
 def metrics_router(metrics: AppMetrics, *, token: SecretStr | None) -> APIRouter:
@@ -64,10 +72,17 @@ class _QuietServer(uvicorn.Server):
 
 
 class MetricsListener:
-    """``/metrics`` on its own loopback port, for deployments that keep it off the public API. Started and
-    stopped by the app's lifespan; does nothing when no port is configured."""
+    """``/metrics`` on a port of its own (loopback unless ``host`` says otherwise), for deployments that
+    keep it off the public API, and for agent workers, which have no other. Started and stopped by the
+    process's lifespan; does nothing when no port is configured."""
 
-    def __init__(self, metrics: AppMetrics, *, port: int | None, host: str = LISTENER_HOST) -> None:
+    def __init__(
+        self,
+        metrics: Exposition,
+        *,
+        port: int | None,
+        host: ipaddress.IPv4Address | ipaddress.IPv6Address = LISTENER_HOST,
+    ) -> None:
         self._metrics = metrics
         self._port = port
         self._host = host
@@ -79,10 +94,11 @@ class MetricsListener:
         if self._port is None:
             return
         # Bound here, so a port in use fails startup with an OSError rather than uvicorn's sys.exit.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if self._host.version == 6 else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self._host, self._port))
+            sock.bind((str(self._host), self._port))
         except OSError:
             sock.close()
             raise

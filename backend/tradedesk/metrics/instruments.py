@@ -75,19 +75,7 @@ class AppMetrics:
             ["store"],
             registry=self.registry,
         )
-        self.broker_duration = Histogram(
-            "tradedesk_broker_request_duration_seconds",
-            "Time of each call to the broker's API, per endpoint template.",
-            ["endpoint"],
-            buckets=BROKER_BUCKETS_S,
-            registry=self.registry,
-        )
-        self.broker_errors = Counter(
-            "tradedesk_broker_errors",
-            "Broker calls that failed, per endpoint template and error.",
-            ["endpoint", "error"],
-            registry=self.registry,
-        )
+        self.broker = BrokerCallMetrics(self.registry)
         self.registry.register(DatabasePoolCollector(services.engine))
 
         self._count_sessions = _session_counter(
@@ -101,7 +89,7 @@ class AppMetrics:
         )
         self._clock = services.clock
         self._sessions_counted_at = -math.inf
-        services.kite.call_observer = self.observe_broker_call
+        services.kite.call_observer = self.broker.observe
         services.auth.sign_in_observer = self.count_sign_in
 
     def observe_request(self, scope: Scope, status: int, elapsed_s: float) -> None:
@@ -125,11 +113,6 @@ class AppMetrics:
             self._sign_in_outcomes.add(outcome)
         self.sign_ins.labels(outcome=outcome).inc()
 
-    def observe_broker_call(self, endpoint: str, duration_s: float, error: str | None) -> None:
-        self.broker_duration.labels(endpoint=endpoint).observe(duration_s)
-        if error is not None:
-            self.broker_errors.labels(endpoint=endpoint, error=error).inc()
-
     async def exposition(self) -> bytes:
         """The registry in Prometheus text format, scrape-time values refreshed first."""
         await self._refresh_active_sessions()
@@ -149,6 +132,31 @@ class AppMetrics:
             log.warning("active sessions could not be counted", exc_info=True)
             value = math.nan
         self.active_sessions.set(value)
+
+
+class BrokerCallMetrics:
+    """Every call to the broker's API, timed per endpoint template, and its failures per error (a class
+    name the client chooses): ``observe`` is a ``KiteClient.call_observer``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.duration = Histogram(
+            "tradedesk_broker_request_duration_seconds",
+            "Time of each call to the broker's API, per endpoint template.",
+            ["endpoint"],
+            buckets=BROKER_BUCKETS_S,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "tradedesk_broker_errors",
+            "Broker calls that failed, per endpoint template and error.",
+            ["endpoint", "error"],
+            registry=registry,
+        )
+
+    def observe(self, endpoint: str, duration_s: float, error: str | None) -> None:
+        self.duration.labels(endpoint=endpoint).observe(duration_s)
+        if error is not None:
+            self.errors.labels(endpoint=endpoint, error=error).inc()
 
 
 class DatabasePoolCollector(Collector):
