@@ -168,6 +168,19 @@ async def holders(database: str) -> dict[str, int]:
         await conn.close()
 
 
+async def row_writes(database: str) -> dict[str, int]:
+    """Rows inserted, updated and deleted so far in each table (PostgreSQL's statistics, which a backend
+    flushes within about a second of its transactions)."""
+    conn = await asyncpg.connect(dsn(database))
+    try:
+        rows = await conn.fetch(
+            "select relname, n_tup_ins + n_tup_upd + n_tup_del as writes from pg_stat_user_tables"
+        )
+        return {str(r["relname"]): int(r["writes"]) for r in rows}
+    finally:
+        await conn.close()
+
+
 async def quote_baseline(kite: str, seconds: float, token: str) -> list[float]:
     """Round trips of a one-instrument quote to the same kitesim, a few a second, while the worker runs."""
     found: list[float] = []
@@ -222,11 +235,19 @@ def run_load(args: argparse.Namespace, database: str, topology: Topology) -> dic
         lambda: asyncio.run(holders(database)).get("w-load", 0) == args.users, timeout_s=60, every_s=0.5
     )
     time.sleep(args.warmup)
+    writes_before = asyncio.run(row_writes(database))
     cpu_start, wall_start = cpu_s(pid), time.monotonic()
     window_start = time.perf_counter()
     baseline = asyncio.run(quote_baseline(topology.kite, args.seconds, access_token(topology.kite)))
     cpu_used, wall = cpu_s(pid) - cpu_start, time.monotonic() - wall_start
     window_end = time.perf_counter()
+    time.sleep(1.5)  # the statistics of the window's last transactions
+    writes_after = asyncio.run(row_writes(database))
+    writes = {
+        table: round((count - writes_before.get(table, 0)) / wall, 1)
+        for table, count in sorted(writes_after.items())
+        if count > writes_before.get(table, 0)
+    }
     loaded_rss = rss_mb(pid)
     worker.popen.send_signal(signal.SIGTERM)
     worker.popen.wait(timeout=60)
@@ -250,6 +271,10 @@ def run_load(args: argparse.Namespace, database: str, topology: Topology) -> dic
         "worker_rss_mb": round(loaded_rss, 1),
         "worker_rss_idle_mb": round(idle_rss, 1),
         "rss_per_agent_kb": round((loaded_rss - idle_rss) * 1024 / args.users, 1),
+        # PostgreSQL rows written a second (inserted, updated or deleted), in all and by table.
+        "postgres_rows_written_per_s": round(sum(writes.values()), 1),
+        "postgres_rows_written_per_agent_s": round(sum(writes.values()) / args.users, 3),
+        "postgres_rows_written_per_s_by_table": writes,
         "quote_round_trip_p50_ms": round(base_p50 * 1000, 2),
         "quote_round_trip_p99_ms": round(base_p99 * 1000, 2),
     }

@@ -49,6 +49,7 @@ TABLES = (
     "agents",
     "agent_orders",
     "agent_events",
+    "agent_runtimes",
     "strategy_params",
     "strategy_param_changes",
 )

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import httpx
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
 
 from kitesim.clock import SimClock
 from tests.conftest import ClientFactory, SignIn
@@ -31,7 +32,9 @@ from tradedesk.agents.strategies.base import (
 from tradedesk.agents.strategies.registry import STRATEGIES
 from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.kit.calendar import ist_day
+from tradedesk.kit.repository import tenant_session
 from tradedesk.metrics.agents import RuntimeMetrics
+from tradedesk.models import Agent, RuntimeHeartbeat
 
 SYMBOL = "INFY"
 
@@ -453,3 +456,43 @@ class TestMetrics:
         await runtime.tick()
         assert registry.get_sample_value("tradedesk_agent_drops_total", {"reason": "lease_lost"}) == 1
         assert registry.get_sample_value("tradedesk_agents_held", {"runtime": "rt-a"}) == 0
+
+
+class TestHeartbeat:
+    async def test_one_row_for_the_runtime_and_every_agent_shows_it(
+        self,
+        api: Any,
+        trader: httpx.AsyncClient,
+        other_trader: httpx.AsyncClient,
+        sim_clock: SimClock,
+    ) -> None:
+        """The runtime writes its own heartbeat, not one per agent: the agents' rows keep the moment they
+        were taken over, and the API answers each agent with its runtime's latest."""
+        agents = {"DEMO01": await start(trader), "DEMO02": await start(other_trader)}
+        runtime = scripted_runtime(api)
+        await runtime.tick()
+        taken_over_at = sim_clock.now()
+        sim_clock.advance(30)
+        runtime._touched_at = -1e9  # as far as the runtime knows, its last heartbeat was long ago
+        await runtime.tick()
+        beat_at = sim_clock.now()
+
+        def near(stamp: str | datetime, moment: datetime) -> bool:
+            at = datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
+            return abs((at - moment).total_seconds()) < 0.01
+
+        sessionmaker = api.state.td.sessionmaker
+        async with sessionmaker() as db:
+            rows = (
+                await db.execute(select(RuntimeHeartbeat.runtime_id, RuntimeHeartbeat.heartbeat_at))
+            ).all()
+        assert [runtime_id for runtime_id, _ in rows] == ["rt-a"] and near(rows[0][1], beat_at)
+        for (broker_id, agent), client in zip(agents.items(), (trader, other_trader), strict=True):
+            async with tenant_session(sessionmaker, broker_id) as db:
+                stored = await db.scalar(select(Agent.heartbeat_at).where(Agent.id == agent["id"]))
+            assert stored is not None and near(stored, taken_over_at)
+            seen = await agent_of(client, agent["id"])
+            assert seen.get("runtime") == "rt-a", seen
+            assert near(seen["heartbeat_at"], beat_at)
+            (listed,) = (await client.get("/api/agents")).json()
+            assert near(listed["heartbeat_at"], beat_at)

@@ -24,7 +24,12 @@ class LiveBus(Protocol):
     async def publish(self, broker_id: str, *, kind: str, data: dict[str, Any]) -> str: ...
 
 
-def agent_read(agent: Agent) -> AgentRead:
+def agent_read(agent: Agent, *, runtime_heartbeat: datetime | None = None) -> AgentRead:
+    """``runtime_heartbeat``: the last heartbeat of the runtime that holds the agent (``agent.runtime_id``);
+    the agent's own stamp is when that runtime took it over."""
+    heartbeat_at = agent.heartbeat_at
+    if runtime_heartbeat is not None and agent.runtime_id is not None:
+        heartbeat_at = max(heartbeat_at, runtime_heartbeat) if heartbeat_at else runtime_heartbeat
     return AgentRead(
         id=agent.id,
         strategy=agent.strategy,
@@ -34,7 +39,7 @@ def agent_read(agent: Agent) -> AgentRead:
         stopped_at=agent.stopped_at,
         params=dict(agent.params),
         runtime=agent.runtime_id,
-        heartbeat_at=agent.heartbeat_at,
+        heartbeat_at=heartbeat_at,
         realised_pnl_today=agent.realised_pnl_today,
     )
 

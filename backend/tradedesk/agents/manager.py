@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk.agents.journal import Journal, LiveBus, agent_read
 from tradedesk.agents.market import MarketData
-from tradedesk.agents.repository import AgentRepository, StrategyParamsRepository
+from tradedesk.agents.repository import AgentRepository, StrategyParamsRepository, runtime_heartbeats
 from tradedesk.agents.runtime import AnyStrategy
 from tradedesk.agents.schemas import (
     AgentRead,
@@ -257,8 +257,16 @@ class AgentManager:
         self._after_commit(journal)
         return agent_read(agent)
 
+    async def _read(self, agents: Sequence[Agent]) -> list[AgentRead]:
+        """As the API answers them: each with its runtime's last heartbeat."""
+        beats = await runtime_heartbeats(self._db, (agent.runtime_id for agent in agents))
+        return [
+            agent_read(agent, runtime_heartbeat=beats.get(agent.runtime_id) if agent.runtime_id else None)
+            for agent in agents
+        ]
+
     async def list(self) -> list[AgentRead]:
-        return [agent_read(a) for a in await self._agents.newest_first()]
+        return await self._read(await self._agents.newest_first())
 
     async def _agent(self, agent_id: int, *, for_update: bool = False) -> Agent:
         agent = await self._agents.get(agent_id, for_update=for_update)
@@ -267,12 +275,14 @@ class AgentManager:
         return agent
 
     async def get(self, agent_id: int) -> AgentRead:
-        return agent_read(await self._agent(agent_id))
+        (read,) = await self._read([await self._agent(agent_id)])
+        return read
 
     async def stop(self, agent_id: int, *, actor: Actor) -> AgentRead:
         agent = await self._agent(agent_id, for_update=True)
         if agent.state in (AgentState.STOPPED.value, AgentState.FAILED.value):
-            return agent_read(agent)
+            (read,) = await self._read([agent])
+            return read
         journal = Journal(self._agents)
         await request_stop(agent, journal, now=self._registry.clock.now(), reason="stopped by user")
         await audit.record(
@@ -284,7 +294,8 @@ class AgentManager:
             detail={"agent_id": agent.id, "strategy": agent.strategy},
         )
         self._after_commit(journal)
-        return agent_read(agent)
+        (read,) = await self._read([agent])
+        return read
 
     async def events(self, agent_id: int, *, before: int | None, limit: int) -> EventsPage:
         await self._agent(agent_id)

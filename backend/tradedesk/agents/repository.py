@@ -1,15 +1,18 @@
 """One broker's agents, their recorded orders and events, and strategy parameters with their history;
-plus the one cross-tenant read a runtime needs (which agents should run), through a database function."""
+plus the one cross-tenant read a runtime needs (which agents should run), through a database function,
+and the runtimes' heartbeats."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk.agents.schemas import AgentState
@@ -20,6 +23,7 @@ from tradedesk.models import (
     AgentOrder,
     BrokerCredentials,
     RiskSettings,
+    RuntimeHeartbeat,
     StrategyParamChange,
     StrategyParams,
 )
@@ -232,28 +236,28 @@ async def agents_to_run(db: AsyncSession) -> list[RunnableAgent]:
     return [RunnableAgent(*tuple(row)) for row in rows.all()]
 
 
-async def touch_agents(
-    db: AsyncSession, *, runtime_id: str, held: list[tuple[str, int]], at: datetime
-) -> None:
-    if not held:
-        return
-    if db.get_bind().dialect.name == "postgresql":
-        await db.execute(
-            text("select touch_agents(:runtime, :brokers, :ids, :at)"),
-            {
-                "runtime": runtime_id,
-                "brokers": [broker for broker, _ in held],
-                "ids": [agent_id for _, agent_id in held],
-                "at": at,
-            },
+async def touch_runtime(db: AsyncSession, *, runtime_id: str, at: datetime) -> None:
+    """This runtime is alive at ``at``: one row, whatever number of agents it drives."""
+    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(RuntimeHeartbeat).values(runtime_id=runtime_id, heartbeat_at=at)
+    await db.execute(
+        statement.on_conflict_do_update(
+            index_elements=["runtime_id"], set_={"heartbeat_at": statement.excluded.heartbeat_at}
         )
-        return
-    for broker_id, agent_id in held:
-        await db.execute(
-            update(Agent)
-            .where(Agent.broker_id == broker_id, Agent.id == agent_id, Agent.runtime_id == runtime_id)
-            .values(heartbeat_at=at)
+    )
+
+
+async def runtime_heartbeats(db: AsyncSession, runtime_ids: Iterable[str | None]) -> dict[str, datetime]:
+    """The last heartbeat of each of these runtimes that has written one."""
+    wanted = sorted({runtime_id for runtime_id in runtime_ids if runtime_id})
+    if not wanted:
+        return {}
+    rows = await db.execute(
+        select(RuntimeHeartbeat.runtime_id, RuntimeHeartbeat.heartbeat_at).where(
+            RuntimeHeartbeat.runtime_id.in_(wanted)
         )
+    )
+    return {runtime_id: at for runtime_id, at in rows.all()}
 
 
 _RECORD_INTENTS = text(

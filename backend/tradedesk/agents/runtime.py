@@ -47,7 +47,7 @@ from tradedesk.agents.repository import (
     RunnableAgent,
     agents_to_run,
     record_intents,
-    touch_agents,
+    touch_runtime,
 )
 from tradedesk.agents.schemas import AgentState, EventKind, EventLevel
 from tradedesk.agents.strategies.base import (
@@ -416,9 +416,7 @@ class AgentRuntime:
         if self._held and now_mono - self._touched_at >= 1.0:
             self._touched_at = now_mono
             async with self._sessionmaker() as db, db.begin():
-                await touch_agents(
-                    db, runtime_id=self.runtime_id, held=list(self._held), at=self._clock.now()
-                )
+                await touch_runtime(db, runtime_id=self.runtime_id, at=self._clock.now())
 
     async def _drop(self, key: tuple[str, int], why: str) -> None:
         held = self._held.pop(key, None)

@@ -276,6 +276,17 @@ class Agent(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class RuntimeHeartbeat(Base):
+    """When each agent runtime last said it was alive: one row per runtime, written once a second, rather
+    than a write to every agent it drives. An agent's heartbeat is its runtime's (``agent_read``). Names
+    runtimes only, no user's data: not under row-level security."""
+
+    __tablename__ = "agent_runtimes"
+
+    runtime_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class AgentOrder(Base):
     """An intent an agent decided to send, recorded before it is sent: its tag (agent id and sequence
     number) lets a resumed runtime find the broker order it became instead of sending it twice."""
