@@ -60,9 +60,10 @@ def upgrade() -> None:
     op.execute(f"DROP FUNCTION IF EXISTS {TOUCH_AGENTS}")
     role = _app_role()
     if role:
-        # Runtime names and times only: every process of the deployment writes its own and reads any.
+        # Runtime names and times only: every process of the deployment writes its own, reads any, and
+        # clears out the rows of runtimes long gone.
         op.execute(f"REVOKE ALL ON agent_runtimes FROM {role}")
-        op.execute(f"GRANT SELECT, INSERT, UPDATE ON agent_runtimes TO {role}")
+        op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON agent_runtimes TO {role}")
 
 
 def downgrade() -> None:

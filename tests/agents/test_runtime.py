@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -19,6 +19,7 @@ from sqlalchemy import select
 from kitesim.clock import SimClock
 from tests.conftest import ClientFactory, SignIn
 from tests.support.agents import build_runtime, shared_leases
+from tradedesk.agents.repository import touch_runtime
 from tradedesk.agents.runtime import AgentRuntime
 from tradedesk.agents.strategies.base import (
     CancelOrder,
@@ -496,3 +497,17 @@ class TestHeartbeat:
             assert near(seen["heartbeat_at"], beat_at)
             (listed,) = (await client.get("/api/agents")).json()
             assert near(listed["heartbeat_at"], beat_at)
+
+    async def test_rows_of_runtimes_silent_for_a_day_are_dropped(
+        self, api: Any, trader: httpx.AsyncClient, sim_clock: SimClock
+    ) -> None:
+        await start(trader)
+        sessionmaker = api.state.td.sessionmaker
+        now = sim_clock.now()
+        async with sessionmaker() as db, db.begin():
+            await touch_runtime(db, runtime_id="gone-long-ago", at=now - timedelta(days=1, seconds=1))
+            await touch_runtime(db, runtime_id="gone-lately", at=now - timedelta(hours=23))
+        await scripted_runtime(api).tick()
+        async with sessionmaker() as db:
+            left = set(await db.scalars(select(RuntimeHeartbeat.runtime_id)))
+        assert left == {"gone-lately", "rt-a"}

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, text, update
+from sqlalchemy import Select, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -245,6 +245,13 @@ async def touch_runtime(db: AsyncSession, *, runtime_id: str, at: datetime) -> N
             index_elements=["runtime_id"], set_={"heartbeat_at": statement.excluded.heartbeat_at}
         )
     )
+
+
+async def forget_runtimes(db: AsyncSession, *, silent_since: datetime) -> int:
+    """Drop the rows of runtimes silent since before ``silent_since`` (each process start may take a new
+    name); an agent still naming one shows the moment it was taken over instead."""
+    result = await db.execute(delete(RuntimeHeartbeat).where(RuntimeHeartbeat.heartbeat_at < silent_since))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def runtime_heartbeats(db: AsyncSession, runtime_ids: Iterable[str | None]) -> dict[str, datetime]:

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +46,7 @@ from tradedesk.agents.repository import (
     AgentRepository,
     RunnableAgent,
     agents_to_run,
+    forget_runtimes,
     record_intents,
     touch_runtime,
 )
@@ -97,6 +98,9 @@ REASON_LOSS_LIMIT = "daily_loss_limit_reached"
 MAX_SEND_ATTEMPTS = 3
 # A strategy state that only moved (no order, no note) is saved at most this often.
 STATE_SAVE_EVERY_S = 30.0
+# Heartbeat rows of runtimes silent this long are dropped, looked for this often.
+RUNTIME_FORGOTTEN_AFTER = timedelta(days=1)
+FORGET_RUNTIMES_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +264,7 @@ class AgentRuntime:
         # agent still decides once a cycle.
         self._slots = max(1, int(config.cycle_s / config.tick_s * 0.8))
         self._alive_touched_at = -1e9
+        self._runtimes_forgotten_at = -1e9
         self._last_prices: dict[str, float] = {}
         self._stopping = asyncio.Event()
         self._gate = asyncio.Semaphore(config.concurrency)
@@ -415,8 +420,12 @@ class AgentRuntime:
             await asyncio.gather(*(self._claim_guarded(row) for row in unclaimed))
         if self._held and now_mono - self._touched_at >= 1.0:
             self._touched_at = now_mono
+            now = self._clock.now()
             async with self._sessionmaker() as db, db.begin():
-                await touch_runtime(db, runtime_id=self.runtime_id, at=self._clock.now())
+                await touch_runtime(db, runtime_id=self.runtime_id, at=now)
+                if now_mono - self._runtimes_forgotten_at >= FORGET_RUNTIMES_EVERY_S:
+                    self._runtimes_forgotten_at = now_mono
+                    await forget_runtimes(db, silent_since=now - RUNTIME_FORGOTTEN_AFTER)
 
     async def _drop(self, key: tuple[str, int], why: str) -> None:
         held = self._held.pop(key, None)
