@@ -12,7 +12,6 @@ import sys
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from redis.exceptions import WatchError
 from sqlalchemy import select, text, union, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,7 +21,7 @@ from tradedesk.db import create_engine, create_sessionmaker
 from tradedesk.kit.crypto import CredentialCipher, CredentialsDecryptError
 from tradedesk.kit.repository import tenant_session
 from tradedesk.models import BrokerCredentials, WebSession
-from tradedesk.redis import create_redis
+from tradedesk.redis import RedisClient, create_redis
 from tradedesk.sessions.record import SessionRecord, SessionRecordCodec
 from tradedesk.sessions.redis_store import key_hash_of_session_key, session_key_prefix
 
@@ -199,7 +198,12 @@ async def _rotate_sql_sessions(
 
 
 async def _rotate_redis_sessions(
-    redis: Redis, prefix: str, cipher: CredentialCipher, codec: SessionRecordCodec, *, only: set[str] | None
+    redis: RedisClient,
+    prefix: str,
+    cipher: CredentialCipher,
+    codec: SessionRecordCodec,
+    *,
+    only: set[str] | None,
 ) -> Tally:
     tally = Tally()
     async for name in redis.scan_iter(match=f"{session_key_prefix(prefix)}*", count=500):

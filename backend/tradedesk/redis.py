@@ -10,7 +10,7 @@ import logging
 import weakref
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
@@ -428,18 +428,17 @@ async def scan_pages(redis: RedisClient, *, match: str, count: int) -> AsyncGene
             return
 
 
-def create_redis(url: str, *, timeout_s: float) -> Redis:
+def create_redis(url: str, *, timeout_s: float) -> RedisClient:
     """The client for ``TRADEDESK_REDIS_URL``: one server (``redis://``, ``rediss://``, ``unix://``), the
     master of a Sentinel-monitored service (``redis+sentinel://``), or a Redis Cluster (``redis+cluster://``;
     see ``parse_multi_node_url``). Each fails fast (``timeout_s`` per connect and per reply, no retries
     inside redis-py) and sends a repeatable command once more on a connection found broken.
 
-    A cluster client is a ``RedisCluster``, typed as ``Redis`` for the callers that only send it commands
-    they share; code that reaches below the commands (connection pools, multi-key reads) asks
-    ``is_cluster`` first."""
+    Typed as ``RedisClient`` (``Redis | RedisCluster``): callers send only commands both share, and code
+    that reaches below the commands (connection pools, multi-key reads) asks ``is_cluster`` first."""
     scheme = url.partition("://")[0].lower()
     if scheme in SENTINEL_SCHEMES:
         return _sentinel_client(parse_multi_node_url(url), timeout_s)
     if scheme in CLUSTER_SCHEMES:
-        return cast(Redis, _cluster_client(parse_multi_node_url(url), timeout_s))
+        return _cluster_client(parse_multi_node_url(url), timeout_s)
     return ResendingRedis.from_url(url, **_client_options(timeout_s), retry_on_timeout=False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tradedesk.auth.cookies import SignInCookieTransport
@@ -16,6 +15,7 @@ from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.config import Settings
 from tradedesk.kit.clock import Clock
 from tradedesk.kit.crypto import CredentialCipher
+from tradedesk.redis import RedisClient
 from tradedesk.sessions.cookies import SessionCookieTransport
 from tradedesk.sessions.service import SessionService
 from tradedesk.trading.service import TradingService
@@ -30,7 +30,7 @@ class ApiServices:
     clock: Clock
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    redis: Redis | None
+    redis: RedisClient | None
     kite: KiteClient
     cipher: CredentialCipher
     sessions: SessionService

@@ -11,7 +11,6 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tradedesk.agents.events import EventBus, MemoryEventBus, RedisEventBus
@@ -24,6 +23,7 @@ from tradedesk.brokers.kite.client import KiteClient
 from tradedesk.config import Settings
 from tradedesk.kit.clock import Clock
 from tradedesk.kit.crypto import CredentialCipher
+from tradedesk.redis import RedisClient
 
 log = logging.getLogger("tradedesk.agents")
 
@@ -62,7 +62,7 @@ def build_agent_services(
     settings: Settings,
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
-    redis: Redis | None,
+    redis: RedisClient | None,
     kite: KiteClient,
     cipher: CredentialCipher,
     clock: Clock,

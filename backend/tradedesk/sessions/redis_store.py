@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tradedesk.errors import SessionStoreUnavailable
+from tradedesk.redis import RedisClient
 from tradedesk.redis_tracking import TrackedKeys
 from tradedesk.sessions.record import SessionRecord, SessionRecordCodec, slot_tag, slot_tag_of
 
@@ -30,7 +30,9 @@ def _ttl_s(expires_at: datetime, now: datetime) -> int:
 
 
 class RedisSessionStore:
-    def __init__(self, redis: Redis, *, prefix: str, codec: SessionRecordCodec, timeout_s: float) -> None:
+    def __init__(
+        self, redis: RedisClient, *, prefix: str, codec: SessionRecordCodec, timeout_s: float
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
         self._codec = codec
