@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
+
 from tests.procs import free_port
 
 
@@ -269,3 +271,26 @@ class SentinelServers:
     def stop(self) -> None:
         for process in [*self.sentinels, self.replica, self.master]:
             process.kill()
+
+
+# What a signed-in browser asks of the API, each needing Redis: with Redis gone, each must be refused fast.
+NEEDS_REDIS = (
+    ("GET", "/api/auth/status"),
+    ("GET", "/api/auth/sessions"),
+    ("POST", "/api/auth/login"),
+    ("GET", "/readyz"),
+)
+
+
+async def assert_fails_closed(client: httpx.AsyncClient, *, within_s: float = 2.0) -> None:
+    """Every request that needs Redis is answered 503 with a Retry-After, each within ``within_s``, while
+    the process itself stays healthy."""
+    for method, path in NEEDS_REDIS:
+        started = time.monotonic()
+        body = {"api_key": "k", "api_secret": "s"} if method == "POST" else None
+        response = await client.request(method, path, json=body)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503, (path, response.text)
+        assert int(response.headers["retry-after"]) >= 1
+        assert elapsed < within_s, (path, elapsed)
+    assert (await client.get("/healthz")).status_code == 200
