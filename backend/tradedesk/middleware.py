@@ -288,6 +288,20 @@ class RequestGuardMiddleware:
         await self.app(scope, limited_receive, guarded_send)
 
 
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+def _on_localhost(scope: Scope) -> bool:
+    """Whether the request names ``localhost`` (or a name under it) as its host. HSTS sent there would make
+    the browser insist on https for every port of localhost for a year, other local servers included."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            raw: bytes = value
+            host = (raw.rsplit(b":", 1)[0] if raw.count(b":") == 1 else raw).lower().rstrip(b".")
+            return host == b"localhost" or host.endswith(b".localhost")
+    return False
+
+
 _SAFE_REQUEST_ID = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -327,8 +341,7 @@ class ResponseHardeningMiddleware:
             (b"cross-origin-opener-policy", b"same-origin"),
             (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
         ]
-        if hsts:
-            common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+        self._hsts = hsts
         csp = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
         # The docs page runs only the self-hosted Swagger UI bundle and its initialiser from this origin.
         docs_csp = (
@@ -343,7 +356,8 @@ class ResponseHardeningMiddleware:
         self._page_headers = [*common, csp]
         self._api_headers = [*common, csp, *no_store]
         self._names = frozenset(name for name, _ in self._api_headers + self._docs_headers) | {
-            b"x-request-id"
+            b"x-request-id",
+            _HSTS[0],
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -359,6 +373,8 @@ class ResponseHardeningMiddleware:
             extra = self._page_headers
         request_id = _request_id(scope)
         extra = [*extra, (b"x-request-id", request_id.encode("ascii"))]
+        if self._hsts and not _on_localhost(scope):
+            extra.append(_HSTS)
         token = request_id_var.set(request_id)
         status = 0
         started_at = time.perf_counter()

@@ -324,6 +324,20 @@ class TestResponses:
         await development.aclose()
         await secure.aclose()
 
+    async def test_hsts_is_never_sent_to_localhost(self, make_api: MakeApi) -> None:
+        """It would make the browser insist on https for every port of localhost for a year."""
+        app = await make_api(cookie_secure=True, allowed_hosts=["localhost", "*.localhost", "api.test"])
+        client = browser(app)
+        for host in ("localhost", "LocalHost:8444", "app.localhost:8443"):
+            answer = await client.get("/api/auth/status", headers={"Host": host})
+            assert answer.status_code == 200, (host, answer.text)
+            assert "strict-transport-security" not in answer.headers, host
+            assert answer.headers["x-content-type-options"] == "nosniff"
+        for host in ("api.test", "api.test:443"):
+            answer = await client.get("/api/auth/status", headers={"Host": host})
+            assert "max-age=" in answer.headers["strict-transport-security"], host
+        await client.aclose()
+
     async def test_unexpected_error_is_a_logged_json_500_with_cors(
         self, make_api: MakeApi, caplog: pytest.LogCaptureFixture
     ) -> None:
