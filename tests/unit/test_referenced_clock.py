@@ -3,6 +3,7 @@ clock says, moves with the monotonic clock between readings, and says when the h
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -65,3 +66,31 @@ async def test_a_failed_reading_keeps_the_last_one() -> None:
     with pytest.raises(OSError):
         await clock.read()
     assert clock.now() == REFERENCE + timedelta(seconds=10)
+
+
+async def test_it_rereads_in_the_background_past_a_failure_until_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ticks = Ticks()
+    calls = 0
+    third = asyncio.Event()
+
+    async def reference() -> datetime:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            third.set()
+        if calls == 2:
+            raise OSError("database unreachable")
+        return REFERENCE + timedelta(seconds=calls)
+
+    clock = ReferencedClock(reference, refresh_s=0.01, monotonic=ticks.monotonic, wall=ticks.wall)
+    with caplog.at_level(logging.WARNING, logger="tradedesk.clock"):
+        await clock.start()  # the first reading
+        await asyncio.wait_for(third.wait(), timeout=2)  # the second fails, the third is read all the same
+        await clock.aclose()
+    assert "could not be read; keeping the last reading (database unreachable)" in caplog.text
+    assert clock.now() >= REFERENCE + timedelta(seconds=3)
+    closed_at = calls
+    await asyncio.sleep(0.05)
+    assert calls == closed_at  # closed: nothing reads any more

@@ -43,6 +43,35 @@ class ManualClock:
         self._now = when
 
 
+class Refreshed:
+    """Awaits ``refresh`` every ``every_s`` in the background, from ``start`` until ``aclose``: what keeps a
+    clock that follows a reference following it. A refresh that fails is logged (``failure`` says what it
+    means) and the next one is tried."""
+
+    def __init__(self, refresh: Callable[[], Awaitable[None]], *, every_s: float, failure: str) -> None:
+        self._refresh = refresh
+        self._every_s = every_s
+        self._failure = failure
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every_s)
+            try:
+                await self._refresh()
+            except Exception as exc:
+                log.warning("%s (%s)", self._failure, exc)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 class ReferencedClock:
     """The time of a shared reference (the database's clock), kept by this host's monotonic clock between
     readings: every process that uses it tells the same time, whatever its own wall clock says, so a worker
@@ -59,13 +88,16 @@ class ReferencedClock:
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._read_reference = read_reference
-        self._refresh_s = refresh_s
+        self._refreshed = Refreshed(
+            self.read,
+            every_s=refresh_s,
+            failure="the database's clock could not be read; keeping the last reading",
+        )
         self._warn_skew_s = warn_skew_s
         self._monotonic = monotonic
         self._wall = wall
         self._base: datetime | None = None
         self._base_mono = 0.0
-        self._task: asyncio.Task[None] | None = None
         self.skew_s = 0.0  # this host's wall clock minus the reference, at the last reading
 
     def now(self) -> datetime:
@@ -93,21 +125,10 @@ class ReferencedClock:
             await self.read()
         except Exception as exc:
             log.warning("the database's clock could not be read (%s); using this host's for now", exc)
-        self._task = asyncio.create_task(self._follow())
-
-    async def _follow(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            try:
-                await self.read()
-            except Exception as exc:
-                log.warning("the database's clock could not be read (%s); keeping the last reading", exc)
+        self._refreshed.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._refreshed.aclose()
 
 
 def next_kite_token_expiry(issued_at: datetime) -> datetime:

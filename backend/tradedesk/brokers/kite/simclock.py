@@ -4,15 +4,12 @@ a speed change set on the simulator reaches every process."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from datetime import datetime, timedelta
 
 import httpx
 
-log = logging.getLogger("tradedesk.clock")
+from tradedesk.kit.clock import Refreshed
 
 
 class KitesimClock:
@@ -20,11 +17,14 @@ class KitesimClock:
         self, base_url: str, *, refresh_s: float = 1.0, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._http = httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(3.0), transport=transport)
-        self._refresh_s = refresh_s
+        self._refreshed = Refreshed(
+            self.read,
+            every_s=refresh_s,
+            failure="kitesim clock not read; extrapolating from the last reading",
+        )
         self._base: datetime | None = None
         self._base_mono = 0.0
         self._speed = 1.0
-        self._task: asyncio.Task[None] | None = None
 
     def now(self) -> datetime:
         if self._base is None:
@@ -43,19 +43,8 @@ class KitesimClock:
 
     async def start(self) -> None:
         await self.read()
-        self._task = asyncio.create_task(self._follow())
-
-    async def _follow(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            try:
-                await self.read()
-            except (httpx.HTTPError, ValueError, KeyError):
-                log.warning("kitesim clock not read; extrapolating from the last reading")
+        self._refreshed.start()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._refreshed.aclose()
         await self._http.aclose()
