@@ -58,6 +58,14 @@ async def tracking(app: object, client: httpx.AsyncClient) -> TrackedKeys:
     return reads
 
 
+async def signed_in_and_tracked(app: object, client: httpx.AsyncClient, sign_in: SignIn) -> TrackedKeys:
+    """``client`` signed in, the instance tracking, and its session read once since: in the copy."""
+    await sign_in(client)
+    reads = await tracking(app, client)
+    assert (await client.get("/api/auth/status")).json()["authenticated"] is True
+    return reads
+
+
 async def until(condition: object, *, timeout_s: float = 3.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():  # type: ignore[operator]
@@ -96,9 +104,7 @@ async def test_steady_state_requests_send_redis_no_command(
 ) -> None:
     app = app_on_private_redis
     async with browser(app) as client, Redis.from_url(private_redis.url) as redis:
-        await sign_in(client)
-        reads = await tracking(app, client)
-        assert (await client.get("/api/auth/status")).json()["authenticated"] is True  # fills the copy
+        reads = await signed_in_and_tracked(app, client, sign_in)
         hits = reads.stats.hits
         await redis.config_resetstat()
 
@@ -180,9 +186,7 @@ async def test_losing_the_invalidation_connection_empties_the_copy_until_it_is_b
 ) -> None:
     app = app_on_private_redis
     async with browser(app) as client, Redis.from_url(private_redis.url) as redis:
-        await sign_in(client)
-        reads = await tracking(app, client)
-        assert (await client.get("/api/auth/status")).json()["authenticated"] is True
+        reads = await signed_in_and_tracked(app, client, sign_in)
         assert len(reads) == 1
 
         trackers = [c for c in await redis.client_list() if "t" in c["flags"]]
@@ -213,9 +217,7 @@ async def test_a_redis_that_stops_answering_fails_requests_closed(
 ) -> None:
     app = app_on_private_redis
     async with browser(app) as client:
-        await sign_in(client)
-        reads = await tracking(app, client)
-        assert (await client.get("/api/auth/status")).json()["authenticated"] is True
+        reads = await signed_in_and_tracked(app, client, sign_in)
 
         pid = private_redis.pid
         os.kill(pid, signal.SIGSTOP)
