@@ -296,9 +296,8 @@ def _on_localhost(scope: Scope) -> bool:
     the browser insist on https for every port of localhost for a year, other local servers included."""
     for name, value in scope["headers"]:
         if name == b"host":
-            raw: bytes = value
-            host = (raw.rsplit(b":", 1)[0] if raw.count(b":") == 1 else raw).lower().rstrip(b".")
-            return host == b"localhost" or host.endswith(b".localhost")
+            host = (_without_port(value.decode("latin-1").lower()) or "").rstrip(".")
+            return host == "localhost" or host.endswith(".localhost")
     return False
 
 
