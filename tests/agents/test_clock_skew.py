@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import DEMO_API_KEY, DEMO_API_SECRET
 from tests.procs import Proc, free_port, python_module, shared_env, sign_in_over_http
+from tests.support.metrics import parse, value
 
 pytestmark = pytest.mark.multiprocess
 
@@ -102,22 +102,14 @@ def test_a_worker_whose_clock_is_30_s_ahead_stamps_what_everyone_else_sees(
         assert events
         for event in events:
             assert seconds_from_now(event["at"]) <= 2.0, event
-        metrics = scrape(f"http://127.0.0.1:{worker.env['TRADEDESK_METRICS_PORT']}/metrics")
-        assert 25.0 < metrics[("tradedesk_clock_skew_seconds", ())] < 35.0, metrics
-        assert metrics[("tradedesk_agents_held", (("runtime", "w-skewed"),))] == 1
-        assert metrics[("tradedesk_agent_claims_total", ())] == 1
-        assert metrics[("tradedesk_db_pool_size", ())] > 0
+        scraped = httpx.get(f"http://127.0.0.1:{worker.env['TRADEDESK_METRICS_PORT']}/metrics", timeout=5)
+        assert scraped.status_code == 200, scraped.text
+        families, samples = parse(scraped.text)
+        assert "tradedesk_clock_skew_seconds" in families
+        assert 25.0 < value(samples, "tradedesk_clock_skew_seconds") < 35.0, samples
+        assert value(samples, "tradedesk_agents_held", runtime="w-skewed") == 1
+        assert value(samples, "tradedesk_agent_claims_total") == 1
+        assert value(samples, "tradedesk_db_pool_size") > 0
     finally:
         browser.close()
     assert "s ahead of the database's; times here follow the database" in worker.output()
-
-
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a Prometheus text exposition, by name and sorted labels."""
-    answer = httpx.get(url, timeout=5)
-    assert answer.status_code == 200, answer.text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(answer.text)
-        for sample in family.samples
-    }

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
 from tests.conftest import (
@@ -26,6 +25,7 @@ from tests.conftest import (
     sign_in_through,
 )
 from tests.procs import free_port
+from tests.support.metrics import Samples, parse, value
 from tradedesk.config import Settings
 from tradedesk.kit.clock import ManualClock
 from tradedesk.main import create_app
@@ -55,22 +55,7 @@ AGENT_FAMILIES = (
     "tradedesk_clock_skew_seconds",
 )
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 MakeApi = Callable[..., Awaitable[FastAPI]]
-
-
-def parse(text: str) -> tuple[set[str], Samples]:
-    families: set[str] = set()
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        families.add(family.name)
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return families, samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def browser(app: FastAPI) -> httpx.AsyncClient:
