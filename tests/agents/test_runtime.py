@@ -498,6 +498,20 @@ class TestHeartbeat:
             (listed,) = (await client.get("/api/agents")).json()
             assert near(listed["heartbeat_at"], beat_at)
 
+    async def test_an_agent_that_stops_keeps_when_it_was_last_driven(
+        self, api: Any, trader: httpx.AsyncClient, sim_clock: SimClock
+    ) -> None:
+        agent = await start(trader)
+        runtime = scripted_runtime(api)
+        await runtime.tick()  # taken over
+        sim_clock.advance(600)
+        await trader.post(f"/api/agents/{agent['id']}/stop")
+        await runtime.tick()  # squared off and released
+        stopped_at = sim_clock.now()
+        seen = await agent_of(trader, agent["id"])
+        assert seen["state"] == "stopped" and seen["runtime"] is None
+        assert abs((datetime.fromisoformat(seen["heartbeat_at"]) - stopped_at).total_seconds()) < 0.01
+
     async def test_rows_of_runtimes_silent_for_a_day_are_dropped(
         self, api: Any, trader: httpx.AsyncClient, sim_clock: SimClock
     ) -> None:

@@ -26,7 +26,7 @@ class LiveBus(Protocol):
 
 def agent_read(agent: Agent, *, runtime_heartbeat: datetime | None = None) -> AgentRead:
     """``runtime_heartbeat``: the last heartbeat of the runtime that holds the agent (``agent.runtime_id``);
-    the agent's own stamp is when that runtime took it over."""
+    the agent's own stamp is when that runtime took it over, or, once it ended, when it was last driven."""
     heartbeat_at = agent.heartbeat_at
     if runtime_heartbeat is not None and agent.runtime_id is not None:
         heartbeat_at = max(heartbeat_at, runtime_heartbeat) if heartbeat_at else runtime_heartbeat

@@ -206,6 +206,13 @@ class RuntimeIdInUse(Exception):
     """Another live process runs under this runtime id; this one must not drive any agent."""
 
 
+def release_agent(agent: Agent, *, now: datetime) -> None:
+    """The runtime lets go of an agent that ends (stopped or failed): its heartbeat, kept per runtime while
+    it runs, is written on the agent itself one last time, so it keeps showing when it was last driven."""
+    agent.runtime_id = None
+    agent.heartbeat_at = now
+
+
 class RuntimeObserver(Protocol):
     """Told of what a runtime does as it does it (the metrics): cheap calls, on the runtime's own path."""
 
@@ -592,7 +599,7 @@ class AgentRuntime:
         agent.desired = "stopped"
         agent.reason = why[:200]
         agent.stopped_at = now
-        agent.runtime_id = None
+        release_agent(agent, now=now)
         agent.updated_at = now
         await journal.event(
             agent.id, at=now, kind=EventKind.STATE, level=EventLevel.ERROR, message=f"Failed: {why}"
@@ -1291,7 +1298,7 @@ class AgentRuntime:
                 return
             agent.state = AgentState.STOPPED.value
             agent.stopped_at = now
-            agent.runtime_id = None
+            release_agent(agent, now=now)
             agent.updated_at = now
             agent.realised_pnl_today = (
                 pnl.realised if held.trading_day == ist_day(now) else agent.realised_pnl_today
